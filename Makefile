@@ -1,0 +1,40 @@
+# ksmbd-embedded: `make run` serves a development share, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 4445
+
+.PHONY: setup run test test-deps unit e2e bench lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+run: setup
+	@mkdir -p share/public share/private run
+	@test -f run/ksmbdpwd.db || printf 'alice\n' | \
+	  $(BIN)/ksmbd-embedded user add alice --pwddb run/ksmbdpwd.db --password-stdin
+	@echo "Serving //127.0.0.1/public (guest) and //127.0.0.1/private (user alice, password alice) on port $(PORT)."
+	@echo "Try:  smbclient //127.0.0.1/public -p $(PORT) -N -c ls"
+	@echo "      smbclient //127.0.0.1/private -p $(PORT) -U alice%alice"
+	@echo "Stop with Ctrl-C."
+	$(BIN)/ksmbd-embedded serve --config dev/ksmbd.uci --pwddb run/ksmbdpwd.db --port $(PORT)
+
+test-deps:
+	@scripts/install-test-deps
+
+test: setup test-deps
+	$(BIN)/python -m pytest -q tests
+
+unit: setup
+	$(BIN)/python -m pytest -q tests/unit
+
+e2e: setup test-deps
+	$(BIN)/python -m pytest -q tests/e2e tests/conformance
+
+clean:
+	rm -rf $(VENV) run share build .pytest_cache

@@ -1,0 +1,322 @@
+"""One client connection: frames in, framed responses out (MS-SMB2 3.3.5.2). No sockets here.
+
+Theory of operation
+-------------------
+The event loop hands `receive()` one complete transport frame (the bytes after the 4-byte
+Direct TCP length). A frame is an SMB2 message (one request or a compound chain), an SMB2
+TRANSFORM_HEADER around one (decrypted with the session's key first), or an SMB1 NEGOTIATE
+(answered with an SMB2 NEGOTIATE response). Every check that applies to all commands runs here,
+once, from the command table in `dispatch.py`: MessageId within the credit window, structure
+size, session, signature, encryption policy, tree. A handler starts from a valid request and
+returns (status, body) or raises `SmbError(status)`. Responses are packed into one buffer, each
+padded to 8 bytes inside a compound, signed one by one, encrypted whole when the request was,
+framed and put on `outbox`, which the loop sends. A frame that cannot be trusted (bad magic,
+bad lengths, MessageId outside the window, undecryptable) closes this one connection:
+`closing` is set and the loop disconnects; nothing raises out of `receive()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from typing import TYPE_CHECKING, Any
+
+from . import header as h
+from .credits import CreditWindow
+from .dispatch import COMMANDS, ERROR_BODY
+from .request import Request
+from .session import VALID
+from .status import (
+    STATUS_ACCESS_DENIED, STATUS_INTERNAL_ERROR, STATUS_INVALID_PARAMETER,
+    STATUS_MORE_PROCESSING_REQUIRED, STATUS_NETWORK_NAME_DELETED, STATUS_NOT_IMPLEMENTED,
+    STATUS_PENDING, STATUS_SUCCESS, STATUS_USER_SESSION_DELETED, SmbError, status_name,
+)
+
+if TYPE_CHECKING:
+    from .server import ServerState
+    from .session import Session
+
+log = logging.getLogger("ksmbd.conn")
+
+_U32 = struct.Struct("<I")
+_FRAME_LEN = struct.Struct(">I")
+
+
+class Disconnect(Exception):
+    """The client sent something that ends the connection (logged once, then closed)."""
+
+
+class Chain:
+    """State carried between the requests of one compound message (MS-SMB2 3.3.5.2.7)."""
+
+    __slots__ = ("session", "tree", "open", "status", "command")
+
+    def __init__(self) -> None:
+        self.session: Any = None
+        self.tree: Any = None
+        self.open: Any = None
+        self.status = STATUS_SUCCESS
+        self.command = -1
+
+
+class Connection:
+    """Protocol state of one transport connection (MS-SMB2 3.3.1.7 Per Transport Connection)."""
+
+    __slots__ = (
+        "server", "peer", "dialect", "negotiated", "client_guid", "client_capabilities",
+        "client_security_mode", "client_dialects", "server_capabilities", "signing_algorithm",
+        "cipher_id", "preauth", "max_read", "max_write", "max_trans", "credits", "sessions",
+        "outbox", "closing", "close_reason", "created", "bytes_in", "bytes_out",
+    )
+
+    def __init__(self, server: ServerState, peer: str, now: float) -> None:
+        self.server = server
+        self.peer = peer
+        self.dialect = 0  # 0: not negotiated; SMB2_WILDCARD after an SMB1 negotiate
+        self.negotiated = False
+        self.client_guid = b""
+        self.client_capabilities = 0
+        self.client_security_mode = 0
+        self.client_dialects: tuple[int, ...] = ()
+        self.server_capabilities = 0
+        self.signing_algorithm = 0  # HMAC-SHA256 until 3.0 / the 3.1.1 signing context
+        self.cipher_id = 0
+        self.preauth: Any = None  # PreauthHash for 3.1.1
+        cfg = server.config
+        self.max_read = cfg.max_read
+        self.max_write = cfg.max_write
+        self.max_trans = cfg.max_trans
+        self.credits = CreditWindow(cfg.globals.smb2_max_credits)
+        self.sessions: dict[int, Session] = {}
+        self.outbox: list[Any] = []
+        self.closing = False
+        self.close_reason = ""
+        self.created = now
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    # -- entry point -------------------------------------------------------------------------
+
+    def receive(self, frame: memoryview) -> None:
+        """Process one transport frame; responses go to `outbox`. Never raises."""
+        if self.closing:
+            return
+        self.bytes_in += len(frame) + 4
+        try:
+            if len(frame) < 4:
+                raise Disconnect("frame shorter than a protocol id")
+            magic = _U32.unpack_from(frame, 0)[0]
+            if magic == h.SMB2_MAGIC:
+                self._receive_smb2(frame, None)
+            elif magic == h.TRANSFORM_MAGIC:
+                self._receive_encrypted(frame)
+            elif magic == h.SMB1_MAGIC:
+                from .handlers.negotiate import handle_smb1_negotiate
+                self.send_frame(handle_smb1_negotiate(self, frame))
+            else:
+                raise Disconnect(f"unknown protocol id 0x{magic:08x}")
+        except Disconnect as exc:
+            self.close(str(exc))
+        except Exception:  # a bug must cost one connection, never the server
+            log.exception("%s: internal error, closing connection", self.peer)
+            self.close("internal error")
+
+    def close(self, reason: str) -> None:
+        if not self.closing:
+            self.closing = True
+            self.close_reason = reason
+            log.warning("%s: disconnecting: %s", self.peer, reason)
+
+    def send_frame(self, payload: Any) -> None:
+        """Queue one transport frame (payload: bytes-like) with its Direct TCP length prefix."""
+        n = len(payload)
+        self.outbox.append(_FRAME_LEN.pack(n))
+        self.outbox.append(payload)
+        self.bytes_out += n + 4
+
+    # -- decryption ----------------------------------------------------------------------------
+
+    def _receive_encrypted(self, frame: memoryview) -> None:
+        # MS-SMB2 3.3.5.2.1.1: decrypt with the session named in the transform header.
+        from .crypto.encryption import DecryptError, parse_transform_header
+        if self.dialect < h.SMB3_00 or self.dialect == h.SMB2_WILDCARD:
+            raise Disconnect("encrypted message before SMB 3 was negotiated")
+        try:
+            session_id = parse_transform_header(frame)[3]
+        except (ValueError, struct.error) as exc:
+            raise Disconnect(f"bad transform header: {exc}") from None
+        session = self.sessions.get(session_id)
+        if session is None or session.decryptor is None:
+            raise Disconnect(f"encrypted message for unknown session 0x{session_id:x}")
+        try:
+            _, plain = session.decryptor.decrypt(frame)
+        except (DecryptError, ValueError) as exc:
+            raise Disconnect(f"decryption failed: {exc}") from None
+        view = memoryview(plain)
+        if len(view) < h.HEADER_SIZE or _U32.unpack_from(view, 0)[0] != h.SMB2_MAGIC:
+            raise Disconnect("decrypted message is not SMB2")
+        self._receive_smb2(view, session)
+
+    # -- SMB2 messages ---------------------------------------------------------------------------
+
+    def _receive_smb2(self, frame: memoryview, enc_session: Session | None) -> None:
+        chain = Chain()
+        responses: list[tuple[bytearray, Session | None, bool]] = []
+        off = 0
+        total = len(frame)
+        while True:
+            if total - off < h.HEADER_SIZE:
+                raise Disconnect("message shorter than an SMB2 header")
+            fields = h.HEADER.unpack_from(frame, off)
+            if fields[0] != h.SMB2_MAGIC or fields[1] != h.HEADER_SIZE:
+                raise Disconnect("bad SMB2 header in a chain")
+            next_cmd = fields[7]
+            if next_cmd:
+                if next_cmd < h.HEADER_SIZE or next_cmd % 8 or off + next_cmd > total:
+                    raise Disconnect(f"bad NextCommand {next_cmd}")
+                end = off + next_cmd
+            else:
+                end = total
+            resp = self._process(frame[off:end], fields, chain, enc_session, off == 0)
+            if resp is not None:
+                responses.append(resp)
+            if not next_cmd:
+                break
+            off = end
+        if responses:
+            self._send_responses(responses, enc_session)
+
+    def _process(self, msg: memoryview, fields: tuple, chain: Chain,
+                 enc_session: Session | None, first: bool):
+        (_, _, charge, _, command, credit_req, flags, _, msg_id, tree_or_async,
+         session_id) = fields
+        if command == h.CANCEL:
+            # MS-SMB2 3.3.5.16: no response, no credits consumed.
+            from .handlers.echo import handle_cancel
+            handle_cancel(self, msg_id, flags, tree_or_async, session_id)
+            return None
+        if not self.credits.consume(msg_id, charge):
+            raise Disconnect(f"MessageId {msg_id} (charge {charge}) outside the credit window")
+        if not self.negotiated and command != h.NEGOTIATE:
+            raise Disconnect(f"{_name(command)} before NEGOTIATE")
+
+        req = Request(self, command, msg_id, flags, charge, msg, chain)
+        req.encrypted = enc_session is not None
+        req.process_id = tree_or_async & 0xFFFFFFFF
+        req.related = bool(flags & h.FLAGS_RELATED_OPERATIONS)
+        tree_id = tree_or_async >> 32
+        try:
+            status, body = self._run(req, command, session_id, tree_id, chain, enc_session, first)
+        except SmbError as exc:
+            status, body = exc.status, ERROR_BODY
+        except Disconnect:
+            raise
+        except Exception:
+            log.exception("%s: %s failed", self.peer, _name(command))
+            status, body = STATUS_INTERNAL_ERROR, ERROR_BODY
+        chain.session = req.session
+        chain.tree = req.tree
+        chain.status = status
+        chain.command = command
+        if status not in (STATUS_SUCCESS, STATUS_MORE_PROCESSING_REQUIRED, STATUS_PENDING) \
+                and log.isEnabledFor(logging.DEBUG):
+            log.debug("%s: %s -> %s", self.peer, _name(command), status_name(status))
+
+        granted = self.credits.grant(credit_req if credit_req else 1)
+        session = req.session
+        if req.tree is not None:
+            tree_or_async = (req.tree.tree_id << 32) | req.process_id
+        buf = bytearray(h.HEADER_SIZE)
+        h.pack_response_header(buf, 0, command, status, granted,
+                               flags & (h.FLAGS_RELATED_OPERATIONS | h.FLAGS_PRIORITY_MASK),
+                               msg_id, tree_or_async,
+                               session.session_id if session is not None else session_id,
+                               charge)
+        if isinstance(body, (list, tuple)):
+            for part in body:
+                buf += part
+        else:
+            buf += body
+        sign = (session is not None and session.signer is not None and enc_session is None
+                and (req.sign_response or session.signing_required
+                     or bool(flags & h.FLAGS_SIGNED)))
+        if req.on_response is not None:
+            req.on_response(buf)  # e.g. the 3.1.1 pre-auth hash over NEGOTIATE/SESSION_SETUP
+        return buf, session, sign
+
+    def _run(self, req: Request, command: int, session_id: int, tree_id: int, chain: Chain,
+             enc_session: Session | None, first: bool):
+        """The checks of MS-SMB2 3.3.5.2.x that precede every handler, then the handler."""
+        if req.related and first:
+            raise SmbError(STATUS_INVALID_PARAMETER)  # 3.3.5.2.7.2: first of a chain
+        if command >= len(COMMANDS):
+            raise SmbError(STATUS_INVALID_PARAMETER)
+        handler, size, needs_session, needs_tree = COMMANDS[command]
+        view = req.view
+        if len(view) < h.HEADER_SIZE + (size & ~1) or \
+                struct.unpack_from("<H", view, h.HEADER_SIZE)[0] != size:
+            raise SmbError(STATUS_INVALID_PARAMETER)  # 3.3.5.2.6 structure size
+        if req.related and chain.command == h.CREATE and chain.status != STATUS_SUCCESS:
+            raise SmbError(chain.status)  # a failed CREATE fails the related rest of the chain
+        if needs_session or (command == h.SESSION_SETUP and session_id):
+            if req.related and chain.session is not None:
+                session = chain.session
+            else:
+                session = self.sessions.get(session_id)
+            if session is None:
+                raise SmbError(STATUS_USER_SESSION_DELETED)
+            req.session = session
+            if session.state != VALID and command != h.SESSION_SETUP:
+                raise SmbError(STATUS_USER_SESSION_DELETED)
+            # 3.3.5.2.4 verifying the signature
+            if enc_session is None:
+                if req.flags & h.FLAGS_SIGNED:
+                    if session.signer is not None and not session.signer.verify(view):
+                        log.warning("%s: bad signature on %s, refused", self.peer,
+                                    _name(command))
+                        req.session = None
+                        raise SmbError(STATUS_ACCESS_DENIED)
+                elif session.signing_required and command != h.SESSION_SETUP \
+                        and session.state == VALID:
+                    req.session = None
+                    raise SmbError(STATUS_ACCESS_DENIED)
+                # 3.3.5.2.9: an encrypting session refuses plain requests
+                if session.encrypt_data and command != h.SESSION_SETUP:
+                    raise SmbError(STATUS_ACCESS_DENIED)
+            session.idle_since = self.server.now()
+        if needs_tree:
+            session = req.session
+            if req.related and chain.tree is not None:
+                tree = chain.tree
+            else:
+                tree = session.trees.get(tree_id)
+            if tree is None:
+                raise SmbError(STATUS_NETWORK_NAME_DELETED)
+            req.tree = tree
+            if tree.encrypt_data and enc_session is None:
+                raise SmbError(STATUS_ACCESS_DENIED)
+        if handler is None:
+            raise SmbError(STATUS_NOT_IMPLEMENTED)
+        return handler(req)
+
+    def _send_responses(self, responses: list, enc_session: Session | None) -> None:
+        last = len(responses) - 1
+        for i, (buf, session, sign) in enumerate(responses):
+            if i != last:
+                pad = -len(buf) % 8
+                if pad:
+                    buf += bytes(pad)
+                struct.pack_into("<I", buf, h.NEXT_COMMAND_OFFSET, len(buf))
+            if sign:
+                session.signer.sign(buf)
+        if len(responses) == 1:
+            payload = responses[0][0]
+        else:
+            payload = bytearray().join(r[0] for r in responses)
+        if enc_session is not None:
+            payload = enc_session.encryptor.encrypt(enc_session.session_id, payload)
+        self.send_frame(payload)
+
+
+def _name(command: int) -> str:
+    return h.COMMAND_NAMES[command] if command < len(h.COMMAND_NAMES) else f"0x{command:x}"

@@ -1,0 +1,177 @@
+"""SESSION_SETUP and LOGOFF (MS-SMB2 2.2.5-2.2.8, 3.3.5.5, 3.3.5.6)."""
+
+from __future__ import annotations
+
+import logging
+import struct
+from typing import TYPE_CHECKING
+
+from .. import header as h
+from ..auth.ntlm import NtlmAcceptor, NtlmError
+from ..auth.spnego import SpnegoAcceptor, SpnegoError
+from ..crypto.encryption import Cipher
+from ..crypto.kdf import derive_keys
+from ..crypto.signing import Signer
+from ..session import EXPIRED, VALID, Session
+from ..status import (
+    STATUS_ACCESS_DENIED, STATUS_INVALID_PARAMETER, STATUS_LOGON_FAILURE,
+    STATUS_MORE_PROCESSING_REQUIRED, STATUS_REQUEST_NOT_ACCEPTED, STATUS_SUCCESS, SmbError,
+)
+
+if TYPE_CHECKING:
+    from ..request import Request
+
+log = logging.getLogger("ksmbd.auth")
+
+# StructureSize, Flags, SecurityMode, Capabilities, Channel, SecurityBufferOffset,
+# SecurityBufferLength, PreviousSessionId
+_REQUEST = struct.Struct("<HBBIIHHQ")
+# StructureSize, SessionFlags, SecurityBufferOffset, SecurityBufferLength
+_RESPONSE = struct.Struct("<HHHH")
+_SESSION_FLAG_BINDING = 0x01
+_LOGOFF_RESPONSE = b"\x04\x00\x00\x00"
+
+
+def _new_acceptor(req: Request) -> SpnegoAcceptor:
+    server = req.server
+    g = server.config.globals
+    netbios = g.netbios_name.upper()
+    ntlm = NtlmAcceptor(server.pwddb.get, netbios_name=netbios,
+                        netbios_domain=g.workgroup.upper(), dns_name=netbios.lower())
+    accept = {"ok", "anonymous"}
+    if g.map_to_guest == "bad_user":
+        accept.add("unknown_user")  # the final SPNEGO token must agree with the guest logon
+    return SpnegoAcceptor(ntlm, accept_results=accept)
+
+
+def handle_session_setup(req: Request):
+    conn = req.conn
+    server = req.server
+    view = req.view
+    _, flags, _, _, _, sec_off, sec_len, _ = _REQUEST.unpack_from(view, h.HEADER_SIZE)
+    if flags & _SESSION_FLAG_BINDING:
+        # Binding a second channel (multichannel) is not offered: no CAP_MULTI_CHANNEL.
+        raise SmbError(STATUS_REQUEST_NOT_ACCEPTED)
+    token = bytes(req.data(sec_off, sec_len))
+
+    session = req.session
+    if session is None:
+        session = Session(server.new_session_id(), conn, server.now())
+        session.dialect = conn.dialect
+        conn.sessions[session.session_id] = session
+        server.sessions[session.session_id] = session
+        if conn.dialect == h.SMB3_11:
+            session.preauth = conn.preauth.copy()
+    if session.auth is None:  # first leg, or re-authentication of a valid session
+        session.auth = _new_acceptor(req)
+    if session.preauth is not None and session.state != VALID:
+        session.preauth.update(view)
+
+    try:
+        out = session.auth.step(token)
+    except (NtlmError, SpnegoError, ValueError) as exc:
+        log.warning("%s: malformed authentication token: %s", conn.peer, exc)
+        _fail(req, session)
+        raise SmbError(STATUS_INVALID_PARAMETER) from None
+    out = out or b""
+    if not session.auth.complete:
+        req.session = session
+        if session.preauth is not None and session.state != VALID:
+            req.on_response = session.preauth.update
+        return STATUS_MORE_PROCESSING_REQUIRED, _body(0, out)
+
+    ntlm = session.auth.ntlm
+    result = ntlm.result
+    g = server.config.globals
+    reauth = session.state == VALID
+    if result == "ok":
+        is_guest, is_anon, user = False, False, ntlm.user
+    elif result == "anonymous":
+        is_guest, is_anon, user = False, True, ""
+    elif result == "unknown_user" and g.map_to_guest == "bad_user":
+        is_guest, is_anon, user = True, False, g.guest_account
+    else:
+        log.warning("%s: logon failure for user %r (%s)", conn.peer, ntlm.user, result)
+        _fail(req, session)
+        raise SmbError(STATUS_LOGON_FAILURE)
+
+    session.auth = None
+    session.user = user
+    session.domain = ntlm.domain
+    session.is_guest = is_guest
+    session.is_anonymous = is_anon
+    if not (is_guest or is_anon):
+        _derive_session_keys(req, session, ntlm.session_key)
+    elif g.smb3_encryption == "mandatory":
+        log.warning("%s: guest/anonymous logon refused: encryption is mandatory", conn.peer)
+        _fail(req, session)
+        raise SmbError(STATUS_ACCESS_DENIED)
+    if g.smb3_encryption == "mandatory" and session.encryptor is None:
+        log.warning("%s: logon refused: encryption is mandatory and the client cannot encrypt",
+                    conn.peer)
+        _fail(req, session)
+        raise SmbError(STATUS_ACCESS_DENIED)
+    session.encrypt_data = g.smb3_encryption == "mandatory"
+    session.state = VALID
+    session.preauth = None
+    req.session = session
+    # 3.3.5.5.3: the final response is signed when the session can sign (always for 3.1.1).
+    req.sign_response = session.signer is not None and (
+        conn.dialect == h.SMB3_11 or session.signing_required)
+    if not reauth:
+        log.info("%s: session 0x%x for %s (%s%s%s)", conn.peer, session.session_id,
+                 "anonymous" if is_anon else ("guest" if is_guest else repr(user)),
+                 h.DIALECT_NAMES.get(conn.dialect, "?"),
+                 ", signing" if session.signing_required else "",
+                 ", encryption" if session.encrypt_data else "")
+    return STATUS_SUCCESS, _body(session.flags, out)
+
+
+def _derive_session_keys(req: Request, session: Session, gss_key: bytes | None) -> None:
+    """Session.SessionKey and the signing/encryption keys (3.3.5.5.3, 3.1.4.2)."""
+    conn = req.conn
+    key = (gss_key or b"")[:16].ljust(16, b"\x00")
+    session.session_key = key
+    preauth = session.preauth.value if session.preauth is not None else None
+    keys = derive_keys(conn.dialect, key, preauth, conn.cipher_id or 1)
+    session.signer = Signer(conn.signing_algorithm, keys.signing_key)
+    session.application_key = keys.application_key
+    session.signing_required = bool(
+        conn.client_security_mode & h.NEGOTIATE_SIGNING_REQUIRED
+        or req.server.config.globals.server_signing == "mandatory")
+    if conn.dialect >= h.SMB3_00 and conn.cipher_id and keys.encryption_key:
+        session.encryptor = Cipher(conn.cipher_id, keys.encryption_key)
+        session.decryptor = Cipher(conn.cipher_id, keys.decryption_key)
+
+
+def _fail(req: Request, session: Session) -> None:
+    """Forget a session whose authentication failed (a valid one keeps its old identity)."""
+    if session.state == VALID:
+        session.auth = None
+        return
+    session.state = EXPIRED
+    req.conn.sessions.pop(session.session_id, None)
+    req.server.sessions.pop(session.session_id, None)
+    req.session = None
+
+
+def _body(flags: int, token: bytes) -> bytes:
+    return _RESPONSE.pack(9, flags, h.HEADER_SIZE + _RESPONSE.size if token else 0,
+                          len(token)) + token
+
+
+def close_session(server, session: Session) -> None:
+    """Close every tree and open of a session and forget it (LOGOFF, disconnect)."""
+    from .tree_connect import close_tree
+    for tree in list(session.trees.values()):
+        close_tree(server, tree)
+    session.state = EXPIRED
+    server.sessions.pop(session.session_id, None)
+    session.connection.sessions.pop(session.session_id, None)
+
+
+def handle_logoff(req: Request):
+    session = req.session
+    close_session(req.server, session)
+    log.info("%s: session 0x%x logged off", req.conn.peer, session.session_id)
+    return STATUS_SUCCESS, _LOGOFF_RESPONSE

@@ -1,0 +1,318 @@
+"""The event loop: one `selectors` loop owns every socket, signal and timer.
+
+Frames are cut from the byte stream here (Direct TCP: a zero byte and a 24-bit length,
+MS-SMB2 2.1) and handed to `Connection.receive`; whatever the connection queued on its
+outbox is sent with `sendmsg`, resuming partial sends when the socket is writable. A
+connection whose unsent output passes a bound stops being read until it drains, so a client
+that does not read cannot make the server grow without bound.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import selectors
+import signal
+import socket
+import struct
+import time
+
+from .connection import Connection
+
+log = logging.getLogger("ksmbd.loop")
+
+_FRAME_HEADER = struct.Struct(">I")
+MAX_PENDING_OUTPUT = 8 * 1024 * 1024
+SCRATCH_SIZE = 64 * 1024
+FRAME_SLACK = 64 * 1024  # headers, compounds and contexts around a max-size payload
+
+
+class _Client:
+    """Socket-side state of one connection: receive buffer and unsent output."""
+
+    __slots__ = ("sock", "conn", "scratch", "scratch_view", "have", "frame", "frame_view", "got",
+                 "out", "out_bytes", "fileno")
+
+    def __init__(self, sock: socket.socket, conn: Connection) -> None:
+        self.sock = sock
+        self.conn = conn
+        self.scratch = bytearray(SCRATCH_SIZE)
+        self.scratch_view = memoryview(self.scratch)
+        self.have = 0  # bytes buffered in scratch
+        self.frame: bytearray | None = None  # a large frame being received into its own buffer
+        self.frame_view: memoryview | None = None
+        self.got = 0
+        self.out: list = []
+        self.out_bytes = 0
+        self.fileno = sock.fileno()
+
+
+class Loop:
+    def __init__(self, state, addresses: list[str], port: int) -> None:
+        self.state = state
+        self.sel = selectors.DefaultSelector()
+        self.listeners: list[socket.socket] = []
+        self.clients: dict[int, _Client] = {}
+        self.running = True
+        self.reload_requested = False
+        self._bind(addresses, port)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+
+    @property
+    def max_frame(self) -> int:
+        cfg = self.state.config
+        return max(cfg.max_write, cfg.max_trans, cfg.max_read) + FRAME_SLACK
+
+    def _bind(self, addresses: list[str], port: int) -> None:
+        for addr in addresses:
+            family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind((addr, port))
+            except OSError as exc:
+                sock.close()
+                if exc.errno == errno.EADDRNOTAVAIL and family == socket.AF_INET6:
+                    log.warning("cannot listen on [%s]:%d: %s", addr, port, exc.strerror)
+                    continue
+                raise
+            sock.listen(128)
+            sock.setblocking(False)
+            self.sel.register(sock, selectors.EVENT_READ, "listen")
+            self.listeners.append(sock)
+            log.info("listening on %s", f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}")
+        if not self.listeners:
+            raise OSError("no address to listen on")
+
+    def wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        while self.running:
+            for key, events in self.sel.select(timeout=5.0):
+                tag = key.data
+                if tag == "listen":
+                    self._accept(key.fileobj)
+                elif tag == "wake":
+                    try:
+                        self._wake_r.recv(4096)
+                    except OSError:
+                        pass
+                else:
+                    client = tag
+                    if events & selectors.EVENT_READ:
+                        self._read(client)
+                    if events & selectors.EVENT_WRITE and client.fileno in self.clients:
+                        self._flush(client)
+            if self.reload_requested:
+                self.reload_requested = False
+                try:
+                    self.state.reload()
+                except Exception as exc:  # a bad new config keeps the old one running
+                    log.error("reload failed, keeping the running configuration: %s", exc)
+        self.shutdown()
+
+    def _accept(self, listener: socket.socket) -> None:
+        for _ in range(64):
+            try:
+                sock, addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("accept failed: %s", exc)
+                return
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer = f"[{addr[0]}]:{addr[1]}" if sock.family == socket.AF_INET6 else \
+                f"{addr[0]}:{addr[1]}"
+            conn = Connection(self.state, peer, time.monotonic())
+            client = _Client(sock, conn)
+            self.clients[client.fileno] = client
+            self.state.connections.add(conn)
+            self.sel.register(sock, selectors.EVENT_READ, client)
+            log.info("%s: connected", peer)
+
+    def _read(self, client: _Client) -> None:
+        """Read what the socket has; dispatch every complete frame.
+
+        Small frames are cut out of a per-connection scratch buffer (and copied, so nothing
+        keeps a view on it). A frame larger than what is buffered gets its own buffer, filled
+        by recv_into straight from the socket: a WRITE payload is never copied in Python.
+        """
+        try:
+            if client.frame is not None:
+                n = client.sock.recv_into(client.frame_view[client.got:])
+            else:
+                n = client.sock.recv_into(client.scratch_view[client.have:])
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._drop(client, f"receive failed: {exc.strerror}")
+            return
+        if not n:
+            self._drop(client, "closed by client")
+            return
+        if client.frame is not None:
+            client.got += n
+            if client.got < len(client.frame):
+                return
+            frame = client.frame
+            client.frame = client.frame_view = None
+            if not self._dispatch(client, memoryview(frame)):
+                return
+            self._flush(client)
+            return
+        client.have += n
+        scratch = client.scratch
+        start = 0
+        limit = self.max_frame
+        while client.have - start >= 4:
+            length = _FRAME_HEADER.unpack_from(scratch, start)[0]
+            if length >> 24:
+                self._drop(client, "not a Direct TCP frame")
+                return
+            if length > limit:
+                self._drop(client, f"frame of {length} bytes exceeds the limit {limit}")
+                return
+            end = start + 4 + length
+            if end > client.have:
+                if length > len(scratch) - 4 or start:
+                    # Too big for the scratch space (or not at its start): own buffer.
+                    part = client.have - start - 4
+                    if length > len(scratch) - 4:
+                        frame = bytearray(length)
+                        frame[:part] = scratch[start + 4:client.have]
+                        client.frame = frame
+                        client.frame_view = memoryview(frame)
+                        client.got = part
+                        client.have = 0
+                        return
+                break
+            if not self._dispatch(client, memoryview(bytes(scratch[start + 4:end]))):
+                return
+            start = end
+        if start:
+            rest = client.have - start
+            scratch[:rest] = scratch[start:client.have]
+            client.have = rest
+        self._flush(client)
+
+    def _dispatch(self, client: _Client, frame: memoryview) -> bool:
+        """Hand one frame to the protocol core; False if the connection was closed."""
+        conn = client.conn
+        conn.receive(frame)
+        if conn.outbox:
+            self._queue(client)
+        if conn.closing:
+            self._flush(client)
+            self._drop(client, conn.close_reason)
+            return False
+        return True
+
+    def _queue(self, client: _Client) -> None:
+        out = client.conn.outbox
+        for buf in out:
+            client.out.append(buf)
+            client.out_bytes += len(buf)
+        out.clear()
+
+    def _flush(self, client: _Client) -> None:
+        while client.out:
+            try:
+                sent = client.sock.sendmsg(client.out[:64])
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                self._drop(client, f"send failed: {exc.strerror}")
+                return
+            client.out_bytes -= sent
+            while sent:
+                head = client.out[0]
+                n = len(head)
+                if sent >= n:
+                    sent -= n
+                    client.out.pop(0)
+                else:
+                    client.out[0] = memoryview(head)[sent:]
+                    sent = 0
+        self._update_interest(client)
+
+    def _update_interest(self, client: _Client) -> None:
+        if client.fileno not in self.clients:
+            return
+        want_read = client.out_bytes < MAX_PENDING_OUTPUT
+        events = (selectors.EVENT_READ if want_read else 0) | \
+            (selectors.EVENT_WRITE if client.out else 0)
+        if not events:
+            events = selectors.EVENT_READ
+        self.sel.modify(client.sock, events, client)
+
+    def _drop(self, client: _Client, reason: str) -> None:
+        if self.clients.pop(client.fileno, None) is None:
+            return
+        try:
+            self.sel.unregister(client.sock)
+        except (KeyError, ValueError):
+            pass
+        try:
+            client.sock.close()
+        except OSError:
+            pass
+        conn = client.conn
+        self.state.connections.discard(conn)
+        from .handlers.session_setup import close_session
+        for session in list(conn.sessions.values()):
+            try:
+                close_session(self.state, session)
+            except Exception:
+                log.exception("%s: cleaning up a session failed", conn.peer)
+        log.info("%s: disconnected (%s)", conn.peer, reason)
+
+    def shutdown(self) -> None:
+        for client in list(self.clients.values()):
+            self._drop(client, "server shutting down")
+        for sock in self.listeners:
+            self.sel.unregister(sock)
+            sock.close()
+        self.listeners.clear()
+        self.sel.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+def serve_forever(state, addresses: list[str], port: int) -> int:
+    """Run until SIGTERM or SIGINT; SIGHUP reloads config and users in place."""
+    loop = Loop(state, addresses, port)
+
+    def stop(signum, frame):
+        loop.running = False
+        loop.wake()
+
+    def hup(signum, frame):
+        loop.reload_requested = True
+        loop.wake()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, hup)
+    log.info("ksmbd-embedded %s serving %d share(s), pid %d", _version(),
+             len(state.config.shares), os.getpid())
+    loop.run()
+    log.info("stopped")
+    return 0
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__

@@ -1,0 +1,150 @@
+"""The ksmbd-tools user database `/etc/ksmbd/ksmbdpwd.db` (ksmbdpwd.db(5)).
+
+One user per line, ``name:base64(NT hash)``, where the NT hash is MD4 of the UTF-16LE
+password (MS-NLMP 3.3.1 NTOWFv1) and the Base64 is standard and padded (24 characters).
+Names are UTF-8, 1 to 47 bytes, without ``:``; passwords are at most 128 UTF-8 bytes
+(the limits ksmbd.adduser enforces).  We also refuse control characters in names, and
+look names up case-insensitively.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import tempfile
+from pathlib import Path
+
+from .md4 import md4
+
+__all__ = ["DEFAULT_PATH", "PasswordDb", "nt_hash", "validate_user_name",
+           "validate_password"]
+
+DEFAULT_PATH = "/etc/ksmbd/ksmbdpwd.db"
+MAX_NAME_BYTES = 47
+MAX_PASSWORD_BYTES = 128
+
+
+def nt_hash(password: str) -> bytes:
+    """NTOWFv1: MD4 of the UTF-16LE encoding of the password."""
+    return md4(password.encode("utf-16-le"))
+
+
+def validate_user_name(name: str) -> None:
+    """Raise ValueError unless ``name`` is a valid ksmbdpwd.db user name."""
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if not 1 <= size <= MAX_NAME_BYTES:
+        raise ValueError(f"user name must be 1 to {MAX_NAME_BYTES} bytes of UTF-8")
+    if ":" in name:
+        raise ValueError("user name must not contain ':'")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise ValueError("user name must not contain control characters")
+
+
+def validate_password(password: str) -> None:
+    """Raise ValueError if the password is longer than ksmbd-tools accepts."""
+    if len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
+        raise ValueError(f"password must be at most {MAX_PASSWORD_BYTES} bytes of UTF-8")
+
+
+class PasswordDb:
+    """The users of one ksmbdpwd.db, in file order; ``warnings`` lists skipped lines."""
+
+    __slots__ = ("_users", "warnings")
+
+    def __init__(self) -> None:
+        self._users: dict[str, tuple[str, bytes]] = {}  # casefolded name -> (name, hash)
+        self.warnings: list[str] = []
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> PasswordDb:
+        """Read ``path``; a missing file is an empty database."""
+        db = cls()
+        try:
+            data = Path(path).read_bytes()
+        except FileNotFoundError:
+            return db
+        for number, raw in enumerate(data.split(b"\n"), 1):
+            line = raw.rstrip(b"\r")
+            if not line.strip():
+                continue
+            problem = db._load_line(line)
+            if problem:
+                db.warnings.append(f"{path}:{number}: {problem}; line skipped")
+        return db
+
+    def _load_line(self, line: bytes) -> str | None:
+        """Add one ``name:hash`` line; return why it was refused, or None."""
+        name_b, sep, hash_b = line.rpartition(b":")
+        if not sep:
+            return "no ':' separator"
+        try:
+            name = name_b.decode("utf-8")
+            validate_user_name(name)
+        except (UnicodeDecodeError, ValueError) as exc:
+            return f"bad user name ({exc})"
+        try:
+            digest = base64.b64decode(hash_b.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return f"bad base64 password hash for user {name!r}"
+        if len(digest) != 16:
+            return f"password hash for user {name!r} is not 16 bytes"
+        if name.casefold() in self._users:
+            return f"duplicate user {name!r}"
+        self._users[name.casefold()] = (name, digest)
+        return None
+
+    def __len__(self) -> int:
+        return len(self._users)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.casefold() in self._users
+
+    def get(self, name: str) -> bytes | None:
+        """The NT hash of ``name`` (any case), or None."""
+        entry = self._users.get(name.casefold())
+        return entry[1] if entry else None
+
+    def names(self) -> list[str]:
+        """User names as stored, in file order."""
+        return [name for name, _ in self._users.values()]
+
+    def set(self, name: str, hash_: bytes) -> None:
+        """Add or replace a user (a replaced user takes the new spelling)."""
+        validate_user_name(name)
+        if len(hash_) != 16:
+            raise ValueError("NT hash must be 16 bytes")
+        self._users[name.casefold()] = (name, bytes(hash_))
+
+    def delete(self, name: str) -> bool:
+        """Remove ``name``; return False if it was not there."""
+        return self._users.pop(name.casefold(), None) is not None
+
+    def dumps(self) -> str:
+        """The file text."""
+        return "".join(f"{name}:{base64.b64encode(digest).decode()}\n"
+                       for name, digest in self._users.values())
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically (temp file in the same directory, fsync, rename), mode 0600."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), 0o600)
+                f.write(self.dumps().encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

@@ -1,0 +1,81 @@
+"""Server-wide state (MS-SMB2 3.3.1.1 Global) and the entry point that runs the loop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Sequence
+
+from .config import ServerConfig, load_config
+from .opens import OpenTable
+from .pwddb import PasswordDb
+
+log = logging.getLogger("ksmbd.server")
+
+_FILETIME_EPOCH_OFFSET = 116444736000000000  # 100 ns ticks from 1601 to 1970
+
+
+def filetime_now() -> int:
+    return time.time_ns() // 100 + _FILETIME_EPOCH_OFFSET
+
+
+class ServerState:
+    """What all connections share: config, users, sessions, opens, counters."""
+
+    def __init__(self, config: ServerConfig, pwddb: PasswordDb, pwddb_path: str | None = None,
+                 config_paths: Sequence[str] = ()) -> None:
+        self.config = config
+        self.pwddb = pwddb
+        self.pwddb_path = pwddb_path
+        self.config_paths = tuple(config_paths)
+        self.server_guid = uuid.uuid4().bytes_le
+        self.start_filetime = filetime_now()
+        self.start_monotonic = time.monotonic()
+        self.opens = OpenTable()
+        self.sessions: dict[int, Any] = {}  # session id -> Session, across connections
+        self.connections: set[Any] = set()
+        self._session_counter = secrets.randbits(24) << 8
+        self.now = time.monotonic
+        self.bytes_read = 0
+        self.bytes_written = 0
+        self.share_roots: dict[str, str] = {}
+        self._index_shares()
+
+    def _index_shares(self) -> None:
+        self.share_roots = {s.name.lower(): os.path.realpath(s.path) for s in self.config.shares}
+
+    def new_session_id(self) -> int:
+        """A fresh non-zero 64-bit SessionId, never reused while the server runs."""
+        self._session_counter += 1
+        return (self._session_counter << 16) | secrets.randbits(16) | 1
+
+    def reload(self) -> None:
+        """SIGHUP: re-read config and users; keep connections; new trees see the new shares."""
+        if self.config_paths:
+            self.config = load_config(self.config_paths[0], self.config_paths[1:])
+            self._index_shares()
+        if self.pwddb_path:
+            self.pwddb = PasswordDb.load(self.pwddb_path)
+        log.info("configuration reloaded: %d shares, %d users", len(self.config.shares),
+                 len(self.pwddb.names()))
+
+
+def run_server(config_path: str, extra_paths: Sequence[str], pwddb_path: str,
+               listen: list[str] | None = None, port: int | None = None) -> int:
+    """Load config and users, bind, and serve until SIGTERM/SIGINT. Returns an exit code."""
+    from .loop import serve_forever
+    config = load_config(config_path, extra_paths)
+    for warning in config.warnings:
+        log.warning("%s", warning)
+    pwddb = PasswordDb.load(pwddb_path)
+    state = ServerState(config, pwddb, pwddb_path, [config_path, *extra_paths])
+    addresses = listen or list(config.globals.listen)
+    return serve_forever(state, addresses, port if port is not None else config.globals.port)
+
+
+def default_paths() -> tuple[Path, Path]:
+    return Path("/etc/config/ksmbd"), Path("/etc/ksmbd/ksmbdpwd.db")
