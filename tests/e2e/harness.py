@@ -60,6 +60,7 @@ DEFAULT_GLOBALS = """
 config globals
 \toption workgroup 'TESTGROUP'
 \toption map_to_guest 'bad_user'
+\toption server_min_protocol 'SMB2_02'
 """
 
 

@@ -31,9 +31,16 @@ def output(result: subprocess.CompletedProcess) -> str:
     return result.stdout + result.stderr
 
 
+# No 8.3 short names are generated (like Windows with 8dot3name disabled), so `allinfo`'s
+# FileAlternateNameInformation query gets STATUS_OBJECT_NAME_NOT_FOUND; smbclient prints it
+# and goes on. That one line is expected; any other NT_STATUS is a failure.
+_EXPECTED = "NT_STATUS_OBJECT_NAME_NOT_FOUND getting alt name for"
+
+
 def assert_ok(result: subprocess.CompletedProcess) -> str:
     """The run succeeded and no command printed an NT_STATUS error."""
     text = output(result)
     assert result.returncode == 0, f"smbclient exited {result.returncode}:\n{text}"
-    assert "NT_STATUS_" not in text, text
+    unexpected = [ln for ln in text.splitlines() if "NT_STATUS_" in ln and _EXPECTED not in ln]
+    assert not unexpected, text
     return text

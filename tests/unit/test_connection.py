@@ -270,3 +270,26 @@ def test_garbage_never_raises(state, caplog):
         send(conn, msg)
     assert "internal error" not in caplog.text
     assert "Traceback" not in caplog.text
+
+
+def test_reauthentication_keeps_session_and_keys(state):
+    conn, sid, signer, status, msg_id = logon(state)
+    assert status == STATUS_SUCCESS
+    client = spnego.client("alice", "secret", hostname="srv", protocol="ntlm")
+    token = client.step()
+    while True:
+        req = session_setup(token, msg_id, sid)
+        signer.sign(req)
+        resp = send(conn, req)
+        msg_id += 1
+        if status_of(resp) != STATUS_MORE_PROCESSING_REQUIRED:
+            break
+        _, _, off, ln = struct.unpack_from("<HHHH", resp, 64)
+        token = client.step(resp[off:off + ln])
+    assert status_of(resp) == STATUS_SUCCESS
+    assert struct.unpack_from("<Q", resp, 40)[0] == sid
+    assert signer.verify(bytearray(resp))  # still the original session's signing key
+    # The session still works with its old key.
+    req = header(h.ECHO, msg_id, session_id=sid) + struct.pack("<HH", 4, 0)
+    signer.sign(req)
+    assert status_of(send(conn, req)) == STATUS_SUCCESS

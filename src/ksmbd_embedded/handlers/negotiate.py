@@ -53,7 +53,8 @@ def _dialect_range(conn: Connection) -> tuple[int, int]:
     return h.DIALECT_BY_NAME[g.server_min_protocol], h.DIALECT_BY_NAME[g.server_max_protocol]
 
 
-def _security_mode(conn: Connection) -> int:
+def server_security_mode(conn: Connection) -> int:
+    """The SecurityMode this server answers NEGOTIATE with (and VALIDATE_NEGOTIATE_INFO)."""
     mode = h.NEGOTIATE_SIGNING_ENABLED
     if conn.server.config.globals.server_signing == "mandatory":
         mode |= h.NEGOTIATE_SIGNING_REQUIRED
@@ -83,7 +84,7 @@ def _response_body(conn: Connection, dialect: int, contexts: list[tuple[int, byt
             body += data
     small = dialect == h.SMB2_02 or dialect == h.SMB2_WILDCARD
     _RESPONSE.pack_into(
-        body, 0, 65, _security_mode(conn), dialect, len(contexts), conn.server.server_guid,
+        body, 0, 65, server_security_mode(conn), dialect, len(contexts), conn.server.server_guid,
         conn.server_capabilities,
         SMB2_64K if small else conn.max_trans,
         SMB2_64K if small else conn.max_read,

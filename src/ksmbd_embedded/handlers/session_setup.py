@@ -100,7 +100,14 @@ def handle_session_setup(req: Request):
     session.domain = ntlm.domain
     session.is_guest = is_guest
     session.is_anonymous = is_anon
-    if not (is_guest or is_anon):
+    if reauth:
+        # 3.3.5.5.3: re-authentication keeps the session's keys; a session that signs
+        # or encrypts cannot silently become guest or anonymous.
+        if (is_guest or is_anon) and session.signer is not None:
+            log.warning("%s: re-authentication as guest/anonymous refused", conn.peer)
+            _fail(req, session)
+            raise SmbError(STATUS_LOGON_FAILURE)
+    elif not (is_guest or is_anon):
         _derive_session_keys(req, session, ntlm.session_key)
     elif g.smb3_encryption == "mandatory":
         log.warning("%s: guest/anonymous logon refused: encryption is mandatory", conn.peer)

@@ -1,0 +1,544 @@
+"""CREATE and CLOSE (MS-SMB2 2.2.13-2.2.16, 3.3.5.9, 3.3.5.10; MS-FSA 2.1.5.1).
+
+The path through CREATE:
+  1. the fixed part and its parameter checks (impersonation, disposition, options, attributes)
+  2. the create contexts (create_contexts.py) and the name (fs/share_paths.py)
+  3. access: GENERIC_* mapped, MAXIMUM_ALLOWED expanded, everything checked against the tree's
+     maximal access (a read-only share refuses writes, creates and deletes)
+  4. the disk: resolve inside the share, then open an existing object (type, disposition,
+     read-only attribute, delete-pending and share-mode checks) or create a new one
+  5. the Open into the server's open table, and the response with its contexts.
+
+Choices worth knowing:
+  * IPC$: named pipes come in a later issue; CREATE there answers STATUS_OBJECT_NAME_NOT_FOUND
+    so that clients fall back (smbclient, Windows Explorer's srvsvc probe).
+  * No oplocks, leases or durable handles yet: OplockLevel 0, no DHnQ/DH2Q/RqLs answers.
+  * Only regular files and directories are served; a FIFO, socket or device node in a share
+    is STATUS_ACCESS_DENIED (opening a FIFO could block the event loop).
+  * Existing directory with SUPERSEDE/OVERWRITE/OVERWRITE_IF (and no FILE_DIRECTORY_FILE,
+    which makes those dispositions invalid) is STATUS_OBJECT_NAME_COLLISION.
+  * FILE_DELETE_ON_CLOSE is checked at CREATE like a later FileDispositionInformation:
+    READONLY -> STATUS_CANNOT_DELETE, non-empty directory -> STATUS_DIRECTORY_NOT_EMPTY.
+  * New files get mode (0o666 & create_mask) | force_create_mode, create_mask defaulting to
+    0o644; directories (0o777 & dir_mask) | force_directory_mode, dir_mask defaulting to 0o755.
+    The process umask (022 under procd) still applies, except that forced bits are
+    re-applied with fchmod. DOS attributes go to the xattr (ARCHIVE added for files).
+  * FILE_WRITE_THROUGH opens with O_DSYNC.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat as _stat
+import struct
+from typing import TYPE_CHECKING
+
+from .. import header as h
+from ..fs import share_modes
+from ..fs.dos_attrs import (
+    FILE_ATTRIBUTE_ARCHIVE, FILE_ATTRIBUTE_HIDDEN, FILE_ATTRIBUTE_READONLY,
+    FILE_ATTRIBUTE_SYSTEM, FILE_ATTRIBUTE_TEMPORARY, STORED_ATTRIBUTES_MASK, FileMeta,
+    read_meta, unix_to_filetime, write_dos_attrs,
+)
+from ..fs.errno_status import log_unexpected, status_from_oserror
+from ..fs.share_modes import close_open  # noqa: F401  (tree_connect and logoff import it here)
+from ..fs.share_paths import (
+    has_trailing_backslash, hides_dot_files, is_vetoed, parse_name, resolve_stat, split_name,
+)
+from ..opens import Open
+from ..status import (
+    STATUS_ACCESS_DENIED, STATUS_BAD_IMPERSONATION_LEVEL, STATUS_CANNOT_DELETE,
+    STATUS_DELETE_PENDING, STATUS_FILE_IS_A_DIRECTORY, STATUS_INVALID_PARAMETER,
+    STATUS_NOT_A_DIRECTORY, STATUS_NOT_SUPPORTED, STATUS_OBJECT_NAME_COLLISION,
+    STATUS_OBJECT_NAME_INVALID, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_OBJECT_PATH_NOT_FOUND,
+    STATUS_PRIVILEGE_NOT_HELD, STATUS_SUCCESS, SmbError,
+)
+from ..tree import (
+    ACCESS_SYSTEM_SECURITY, DELETE, FILE_ALL_ACCESS, FILE_APPEND_DATA, FILE_EXECUTE,
+    FILE_READ_ATTRIBUTES, FILE_READ_DATA, FILE_READ_EA, FILE_WRITE_ATTRIBUTES, FILE_WRITE_DATA,
+    FILE_WRITE_EA, GENERIC_ALL, GENERIC_EXECUTE, GENERIC_READ, GENERIC_WRITE, MAXIMUM_ALLOWED,
+    READ_CONTROL, SYNCHRONIZE,
+)
+from . import create_contexts as cc
+
+if TYPE_CHECKING:
+    from ..request import Request
+
+log = logging.getLogger("ksmbd.create")
+
+# -- wire structures ----------------------------------------------------------------------------
+# StructureSize, SecurityFlags, RequestedOplockLevel, ImpersonationLevel, SmbCreateFlags,
+# Reserved, DesiredAccess, FileAttributes, ShareAccess, CreateDisposition, CreateOptions,
+# NameOffset, NameLength, CreateContextsOffset, CreateContextsLength  (2.2.13, 56 bytes)
+_CREATE_REQUEST = struct.Struct("<HBBIQQIIIIIHHII")
+_NAME_MIN_OFFSET = h.HEADER_SIZE + _CREATE_REQUEST.size  # the Buffer field
+# StructureSize, OplockLevel, Flags, CreateAction, CreationTime, LastAccessTime,
+# LastWriteTime, ChangeTime, AllocationSize, EndofFile, FileAttributes, Reserved2,
+# FileId (persistent, volatile), CreateContextsOffset, CreateContextsLength  (2.2.14, 88 bytes)
+_CREATE_RESPONSE = struct.Struct("<HBBIQQQQQQIIQQII")
+_CONTEXTS_OFFSET = h.HEADER_SIZE + _CREATE_RESPONSE.size  # 152, 8-aligned
+# StructureSize, Flags, Reserved, FileId (persistent, volatile)  (2.2.15)
+_CLOSE_REQUEST = struct.Struct("<HHIQQ")
+# StructureSize, Flags, Reserved, CreationTime, LastAccessTime, LastWriteTime, ChangeTime,
+# AllocationSize, EndofFile, FileAttributes  (2.2.16, 60 bytes)
+_CLOSE_RESPONSE = struct.Struct("<HHIQQQQQQI")
+_CLOSE_EMPTY = _CLOSE_RESPONSE.pack(60, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+# ImpersonationLevel (2.2.13)
+IMPERSONATION_DELEGATE = 3
+
+# CreateDisposition (2.2.13)
+FILE_SUPERSEDE = 0
+FILE_OPEN = 1
+FILE_CREATE = 2
+FILE_OPEN_IF = 3
+FILE_OVERWRITE = 4
+FILE_OVERWRITE_IF = 5
+
+# CreateAction (2.2.14)
+FILE_SUPERSEDED = 0
+FILE_OPENED = 1
+FILE_CREATED = 2
+FILE_OVERWRITTEN = 3
+
+# CreateOptions (2.2.13)
+FILE_DIRECTORY_FILE = 0x00000001
+FILE_WRITE_THROUGH = 0x00000002
+FILE_SEQUENTIAL_ONLY = 0x00000004
+FILE_NO_INTERMEDIATE_BUFFERING = 0x00000008
+FILE_SYNCHRONOUS_IO_ALERT = 0x00000010
+FILE_SYNCHRONOUS_IO_NONALERT = 0x00000020
+FILE_NON_DIRECTORY_FILE = 0x00000040
+FILE_CREATE_TREE_CONNECTION = 0x00000080
+FILE_COMPLETE_IF_OPLOCKED = 0x00000100
+FILE_NO_EA_KNOWLEDGE = 0x00000200
+FILE_OPEN_REMOTE_INSTANCE = 0x00000400
+FILE_RANDOM_ACCESS = 0x00000800
+FILE_DELETE_ON_CLOSE = 0x00001000
+FILE_OPEN_BY_FILE_ID = 0x00002000
+FILE_OPEN_FOR_BACKUP_INTENT = 0x00004000
+FILE_NO_COMPRESSION = 0x00008000
+FILE_OPEN_REQUIRING_OPLOCK = 0x00010000
+FILE_DISALLOW_EXCLUSIVE = 0x00020000
+FILE_RESERVE_OPFILTER = 0x00100000
+FILE_OPEN_REPARSE_POINT = 0x00200000
+FILE_OPEN_NO_RECALL = 0x00400000
+FILE_OPEN_FOR_FREE_SPACE_QUERY = 0x00800000
+_OPTIONS_RESERVED = 0xFF000000  # -> STATUS_INVALID_PARAMETER
+_OPTIONS_NOT_SUPPORTED = FILE_CREATE_TREE_CONNECTION | FILE_OPEN_BY_FILE_ID \
+    | FILE_RESERVE_OPFILTER  # what Windows answers STATUS_NOT_SUPPORTED for
+# FileModeInformation (MS-FSCC 2.4.26) keeps these CreateOptions bits
+_MODE_BITS = FILE_WRITE_THROUGH | FILE_SEQUENTIAL_ONLY | FILE_NO_INTERMEDIATE_BUFFERING \
+    | FILE_SYNCHRONOUS_IO_ALERT | FILE_SYNCHRONOUS_IO_NONALERT | FILE_DELETE_ON_CLOSE
+
+# FileAttributes a CREATE may not carry (0x8, 0x40 and everything from 0x8000 up, as Windows)
+_ATTRIBUTES_INVALID = 0xFFFF8048
+
+# Access masks (MS-SMB2 2.2.13.1): generic rights map to the file-specific ones.
+FILE_GENERIC_READ = READ_CONTROL | FILE_READ_DATA | FILE_READ_ATTRIBUTES | FILE_READ_EA \
+    | SYNCHRONIZE
+FILE_GENERIC_WRITE = READ_CONTROL | FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES | FILE_WRITE_EA \
+    | FILE_APPEND_DATA | SYNCHRONIZE
+FILE_GENERIC_EXECUTE = READ_CONTROL | FILE_READ_ATTRIBUTES | FILE_EXECUTE | SYNCHRONIZE
+_ACCESS_RESERVED = 0x0CE0FE00  # undefined bits: STATUS_ACCESS_DENIED
+_READ_ONLY_FORBIDS = FILE_WRITE_DATA | FILE_APPEND_DATA  # what a READONLY file never grants
+_DATA_READ = FILE_READ_DATA | FILE_EXECUTE
+_DATA_WRITE = FILE_WRITE_DATA | FILE_APPEND_DATA
+
+# POSIX open flags
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_DSYNC = getattr(os, "O_DSYNC", getattr(os, "O_SYNC", 0))
+_O_PATH = getattr(os, "O_PATH", 0)
+_O_BASE = _O_CLOEXEC | _O_NOFOLLOW
+_O_DIR = os.O_RDONLY | _O_DIRECTORY | _O_BASE
+
+DEFAULT_CREATE_MASK = 0o644
+DEFAULT_DIR_MASK = 0o755
+
+
+def map_generic(mask: int) -> int:
+    """GENERIC_* bits replaced by the specific file rights they stand for (MS-DTYP 2.4.3)."""
+    if mask & 0xF0000000:
+        if mask & GENERIC_ALL:
+            mask |= FILE_ALL_ACCESS
+        if mask & GENERIC_READ:
+            mask |= FILE_GENERIC_READ
+        if mask & GENERIC_WRITE:
+            mask |= FILE_GENERIC_WRITE
+        if mask & GENERIC_EXECUTE:
+            mask |= FILE_GENERIC_EXECUTE
+        mask &= 0x0FFFFFFF
+    return mask
+
+
+def _file_mode(share, is_dir: bool) -> tuple[int, int | None]:
+    """(mode for os.open/mkdir, forced bits to re-apply after the umask or None)."""
+    if is_dir:
+        mask = getattr(share, "dir_mask", None)
+        force = getattr(share, "force_directory_mode", None)
+        base = 0o777 & (DEFAULT_DIR_MASK if mask is None else mask)
+    else:
+        mask = getattr(share, "create_mask", None)
+        force = getattr(share, "force_create_mode", None)
+        base = 0o666 & (DEFAULT_CREATE_MASK if mask is None else mask)
+    if force:
+        return (base | force) & 0o7777, (base | force) & 0o7777
+    return base, None
+
+
+def _os_error(exc: OSError, what: str) -> SmbError:
+    log_unexpected(exc, what)
+    return SmbError(status_from_oserror(exc))
+
+
+# -- CREATE -------------------------------------------------------------------------------------
+
+def handle_create(req: Request):
+    tree = req.tree
+    if tree.is_ipc:
+        raise SmbError(STATUS_OBJECT_NAME_NOT_FOUND)  # named pipes: a later issue
+    (_, _, _, impersonation, _, _, desired, attributes, share_access, disposition, options,
+     name_off, name_len, ctx_off, ctx_len) = _CREATE_REQUEST.unpack_from(req.view, h.HEADER_SIZE)
+
+    # 1. parameters (MS-SMB2 3.3.5.9, MS-FSA 2.1.5.1 parameter validation)
+    if impersonation > IMPERSONATION_DELEGATE:
+        raise SmbError(STATUS_BAD_IMPERSONATION_LEVEL)
+    if disposition > FILE_OVERWRITE_IF or options & _OPTIONS_RESERVED \
+            or attributes & _ATTRIBUTES_INVALID or share_access & ~share_modes.FILE_SHARE_VALID:
+        raise SmbError(STATUS_INVALID_PARAMETER)
+    if options & _OPTIONS_NOT_SUPPORTED:
+        raise SmbError(STATUS_NOT_SUPPORTED)
+    want_dir = bool(options & FILE_DIRECTORY_FILE)
+    if want_dir:
+        if options & FILE_NON_DIRECTORY_FILE or attributes & FILE_ATTRIBUTE_TEMPORARY \
+                or disposition not in (FILE_CREATE, FILE_OPEN, FILE_OPEN_IF):
+            raise SmbError(STATUS_INVALID_PARAMETER)
+
+    # 2. name and contexts
+    if name_len:
+        if name_off < _NAME_MIN_OFFSET:
+            raise SmbError(STATUS_INVALID_PARAMETER)
+        raw = req.data(name_off, name_len)
+    else:
+        raw = req.view[0:0]
+    contexts = cc.parse_contexts(req.data(ctx_off, ctx_len)) if ctx_len else ()
+    want_mxac = want_qfid = False
+    for cname, _ in contexts:
+        if cname == cc.MXAC:
+            want_mxac = True
+        elif cname == cc.QFID:
+            want_qfid = True
+        elif cname in (cc.DHNC, cc.DH2C, cc.TWRP):
+            raise SmbError(STATUS_OBJECT_NAME_NOT_FOUND)  # no such handle / snapshot
+    name = parse_name(raw)
+    dir_only = has_trailing_backslash(raw)
+    if dir_only and options & FILE_NON_DIRECTORY_FILE:
+        raise SmbError(STATUS_OBJECT_NAME_INVALID)
+    share = tree.share
+    if name and is_vetoed(share, name):
+        parent = split_name(name)[0]
+        if parent and is_vetoed(share, parent):
+            raise SmbError(STATUS_OBJECT_PATH_NOT_FOUND)
+        raise SmbError(STATUS_OBJECT_NAME_NOT_FOUND)
+
+    # 3. access (MS-SMB2 3.3.5.9, checked against the tree's maximal access)
+    if desired & ACCESS_SYSTEM_SECURITY:
+        raise SmbError(STATUS_PRIVILEGE_NOT_HELD)
+    if desired & _ACCESS_RESERVED:
+        raise SmbError(STATUS_ACCESS_DENIED)
+    maximal = tree.maximal_access
+    access = map_generic(desired)
+    max_allowed = bool(access & MAXIMUM_ALLOWED)
+    access &= ~MAXIMUM_ALLOWED
+    if access & ~maximal:
+        raise SmbError(STATUS_ACCESS_DENIED)
+    if max_allowed:
+        access |= maximal
+    if options & FILE_DELETE_ON_CLOSE and not access & DELETE:
+        raise SmbError(STATUS_ACCESS_DENIED)
+
+    # 4. the disk
+    root = tree.root
+    server = req.server
+    for attempt in (0, 1):
+        path, st = resolve_stat(root, name)
+        if st is not None:
+            op, action, meta, fst = _open_existing(req, path, name, st, access, max_allowed,
+                                                   attributes, share_access, disposition,
+                                                   options, dir_only)
+            break
+        if disposition in (FILE_OPEN, FILE_OVERWRITE):
+            raise SmbError(STATUS_OBJECT_NAME_NOT_FOUND)
+        if not tree.writable:
+            raise SmbError(STATUS_ACCESS_DENIED)
+        if dir_only and not want_dir:
+            raise SmbError(STATUS_OBJECT_NAME_INVALID)
+        try:
+            op, action, meta, fst = _create_new(req, path, name, access, attributes,
+                                                share_access, options, want_dir)
+            break
+        except FileExistsError:
+            if attempt or disposition == FILE_CREATE:
+                raise SmbError(STATUS_OBJECT_NAME_COLLISION) from None
+            # created by someone else since resolve: open it as existing (once)
+
+    # 5. response
+    server.opens.add(op)
+    req.set_open(op)
+    ctx_items = []
+    if want_mxac:
+        ctx_items.append(cc.maximal_access_response(_maximal_for(op, maximal, meta)))
+    if want_qfid:
+        ctx_items.append(cc.query_on_disk_id_response(fst.st_ino, fst.st_dev))
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("CREATE %r disp=%d opts=0x%x access=0x%x share=%d -> action %d fid %x",
+                  name, disposition, options, op.granted_access, share_access, action,
+                  op.volatile_id)
+    fields = (89, 0, 0, action, meta.creation_time, meta.last_access_time,
+              meta.last_write_time, meta.change_time, meta.allocation_size, meta.end_of_file,
+              meta.attributes, 0, op.persistent_id, op.volatile_id)
+    if not ctx_items:
+        return STATUS_SUCCESS, _CREATE_RESPONSE.pack(*fields, 0, 0)
+    ctx = cc.encode_contexts(ctx_items)
+    return STATUS_SUCCESS, [_CREATE_RESPONSE.pack(*fields, _CONTEXTS_OFFSET, len(ctx)), ctx]
+
+
+def _maximal_for(op: Open, maximal: int, meta: FileMeta) -> int:
+    """MxAc: the tree's maximal access minus what the file itself forbids."""
+    if not maximal & _READ_ONLY_FORBIDS or op.is_dir:
+        return maximal
+    if meta.attributes & FILE_ATTRIBUTE_READONLY or not os.access(op.path, os.W_OK):
+        return maximal & ~_READ_ONLY_FORBIDS
+    return maximal
+
+
+def _open_existing(req: Request, path: str, name: str, st: os.stat_result, access: int,
+                   max_allowed: bool, attributes: int, share_access: int, disposition: int,
+                   options: int, dir_only: bool):
+    """MS-FSA 2.1.5.1.2: open what exists (and overwrite it when asked)."""
+    tree = req.tree
+    server = req.server
+    is_dir = _stat.S_ISDIR(st.st_mode)
+    if not is_dir and not _stat.S_ISREG(st.st_mode):
+        raise SmbError(STATUS_ACCESS_DENIED)  # FIFOs, sockets, devices are not served
+    if is_dir:
+        if options & FILE_NON_DIRECTORY_FILE:
+            raise SmbError(STATUS_FILE_IS_A_DIRECTORY)
+    else:
+        if options & FILE_DIRECTORY_FILE:
+            raise SmbError(STATUS_NOT_A_DIRECTORY)
+        if dir_only:
+            raise SmbError(STATUS_OBJECT_NAME_INVALID)
+    if disposition == FILE_CREATE:
+        raise SmbError(STATUS_OBJECT_NAME_COLLISION)
+    overwrite = disposition in (FILE_SUPERSEDE, FILE_OVERWRITE, FILE_OVERWRITE_IF)
+    if overwrite:
+        if is_dir:
+            raise SmbError(STATUS_OBJECT_NAME_COLLISION)
+        if not tree.writable:
+            raise SmbError(STATUS_ACCESS_DENIED)
+    if options & FILE_DELETE_ON_CLOSE and path == tree.root:
+        raise SmbError(STATUS_ACCESS_DENIED)  # never the share root
+
+    key = (st.st_dev, st.st_ino)
+    if share_modes.is_delete_pending(server, key):
+        raise SmbError(STATUS_DELETE_PENDING)
+
+    # Open first (without truncating), so every check below sees the object actually opened.
+    if is_dir:
+        fd = _open_dir(path)
+    else:
+        fd, access = _open_file(path, access, max_allowed, options, overwrite)
+    try:
+        fst = os.fstat(fd)
+        key = (fst.st_dev, fst.st_ino)
+        if _stat.S_ISDIR(fst.st_mode) != is_dir:
+            raise SmbError(STATUS_ACCESS_DENIED)  # swapped under us
+        meta = read_meta(fd, fst, hides_dot_files(tree.share), split_name(name)[1])
+        attrs = meta.attributes
+        if attrs & FILE_ATTRIBUTE_READONLY and not is_dir:
+            # MS-FSA 2.1.5.1.2.1: a read-only file refuses data writes and deletion
+            if options & FILE_DELETE_ON_CLOSE:
+                raise SmbError(STATUS_CANNOT_DELETE)
+            if max_allowed:
+                access &= ~_READ_ONLY_FORBIDS
+            if access & _READ_ONLY_FORBIDS or overwrite:
+                raise SmbError(STATUS_ACCESS_DENIED)
+        if overwrite:
+            # MS-FSA 2.1.5.1.2.1: HIDDEN/SYSTEM files are overwritten only by a request that
+            # carries those attributes too.
+            if attrs & FILE_ATTRIBUTE_HIDDEN and not attributes & FILE_ATTRIBUTE_HIDDEN \
+                    or attrs & FILE_ATTRIBUTE_SYSTEM and not attributes & FILE_ATTRIBUTE_SYSTEM:
+                raise SmbError(STATUS_ACCESS_DENIED)
+        if options & FILE_DELETE_ON_CLOSE:
+            refusal = share_modes.delete_refusal(path, is_dir, attrs)
+            if refusal:
+                raise SmbError(refusal)
+        if share_modes.is_delete_pending(server, key):
+            raise SmbError(STATUS_DELETE_PENDING)
+        share_modes.check_share_access(server, key, access, share_access)
+        if overwrite:
+            try:
+                os.ftruncate(fd, 0)
+                fst = os.fstat(fd)
+            except OSError as exc:
+                raise _os_error(exc, "overwrite") from None
+            # MS-FSA 2.1.5.1.2.1: the attributes become the request's, plus ARCHIVE
+            _store_attributes(fd, (attributes & STORED_ATTRIBUTES_MASK)
+                              | FILE_ATTRIBUTE_ARCHIVE, None)
+            meta = read_meta(fd, fst, hides_dot_files(tree.share), split_name(name)[1])
+    except BaseException:
+        os.close(fd)
+        raise
+    if disposition == FILE_SUPERSEDE:
+        action = FILE_SUPERSEDED
+    elif overwrite:
+        action = FILE_OVERWRITTEN
+    else:
+        action = FILE_OPENED
+    op = _new_open(req, fd, path, name, is_dir, access, share_access, options, key, action)
+    return op, action, meta, fst
+
+
+def _open_dir(path: str) -> int:
+    try:
+        try:
+            return os.open(path, _O_DIR)
+        except PermissionError:
+            if not _O_PATH:
+                raise
+            return os.open(path, _O_PATH | _O_DIR)  # traversable but not listable
+    except OSError as exc:
+        raise _os_error(exc, "open directory") from None
+
+
+def _open_file(path: str, access: int, max_allowed: bool, options: int,
+               overwrite: bool) -> tuple[int, int]:
+    """os.open a regular file for `access`; returns (fd, access), access reduced when
+    MAXIMUM_ALLOWED asked for more than the OS lets this process have."""
+    flags = _O_BASE | _O_NONBLOCK
+    if options & FILE_WRITE_THROUGH:
+        flags |= _O_DSYNC
+    write = bool(access & _DATA_WRITE) or overwrite
+    try:
+        if write:
+            try:
+                return os.open(path, flags | os.O_RDWR), access
+            except PermissionError:
+                if access & _DATA_READ and not max_allowed:
+                    raise
+                if not access & _DATA_READ:
+                    return os.open(path, flags | os.O_WRONLY), access
+                if overwrite:
+                    raise
+                access &= ~_DATA_WRITE  # MAXIMUM_ALLOWED: what the OS allows, read only
+        try:
+            return os.open(path, flags | os.O_RDONLY), access
+        except PermissionError:
+            if access & _DATA_READ or not _O_PATH:
+                raise
+            # No data access asked (attributes, delete): a path-only descriptor will do.
+            return os.open(path, _O_PATH | _O_BASE), access
+    except OSError as exc:
+        raise _os_error(exc, "open") from None
+
+
+def _create_new(req: Request, path: str, name: str, access: int, attributes: int,
+                share_access: int, options: int, want_dir: bool):
+    """MS-FSA 2.1.5.1.1: create a file or directory that does not exist. Raises
+    FileExistsError when the name appeared since `resolve` (the caller decides)."""
+    tree = req.tree
+    server = req.server
+    share = tree.share
+    if options & FILE_DELETE_ON_CLOSE and attributes & FILE_ATTRIBUTE_READONLY:
+        raise SmbError(STATUS_CANNOT_DELETE)  # MS-FSA 2.1.5.1.1
+    if share_modes.any_delete_pending(server):
+        parent = os.path.dirname(path)
+        try:
+            pst = os.stat(parent)
+        except OSError as exc:
+            raise _os_error(exc, "stat parent") from None
+        if share_modes.is_delete_pending(server, (pst.st_dev, pst.st_ino)):
+            raise SmbError(STATUS_DELETE_PENDING)
+    mode, forced = _file_mode(share, want_dir)
+    try:
+        if want_dir:
+            os.mkdir(path, mode)
+            fd = os.open(path, _O_DIR)
+        else:
+            flags = _O_BASE | os.O_CREAT | os.O_EXCL | os.O_RDWR
+            if options & FILE_WRITE_THROUGH:
+                flags |= _O_DSYNC
+            fd = os.open(path, flags, mode)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise _os_error(exc, "create") from None
+    try:
+        if forced is not None:
+            os.fchmod(fd, forced)
+        fst = os.fstat(fd)
+    except OSError as exc:
+        os.close(fd)
+        raise _os_error(exc, "create") from None
+    stored = attributes & STORED_ATTRIBUTES_MASK
+    if not want_dir:
+        stored |= FILE_ATTRIBUTE_ARCHIVE
+    _store_attributes(fd, stored, unix_to_filetime(fst.st_mtime_ns))
+    meta = read_meta(fd, fst, hides_dot_files(share), split_name(name)[1])
+    key = (fst.st_dev, fst.st_ino)
+    op = _new_open(req, fd, path, name, want_dir, access, share_access, options, key,
+                   FILE_CREATED)
+    return op, FILE_CREATED, meta, fst
+
+
+def _store_attributes(fd: int, attributes: int, creation_time: int | None) -> None:
+    """DOS attributes into the xattr; a failure is logged, never fails the CREATE (the file
+    exists by now, and read_meta falls back to what stat says)."""
+    try:
+        write_dos_attrs(fd, attributes=attributes, creation_time=creation_time)
+    except OSError as exc:
+        log_unexpected(exc, "store DOS attributes")
+
+
+def _new_open(req: Request, fd: int, path: str, name: str, is_dir: bool, access: int,
+              share_access: int, options: int, key: tuple[int, int], action: int) -> Open:
+    op = Open(req.session, req.tree, fd, path, name, is_dir, access, share_access, options)
+    op.file_key = key
+    op.create_action = action
+    op.mode = options & _MODE_BITS
+    if options & FILE_DELETE_ON_CLOSE:
+        share_modes.mark_delete_on_close(op)
+    return op
+
+
+# -- CLOSE ----------------------------------------------------------------------------------------
+
+CLOSE_FLAG_POSTQUERY_ATTRIB = 0x0001
+
+
+def handle_close(req: Request):
+    """MS-SMB2 3.3.5.10."""
+    _, flags, _, persistent, volatile = _CLOSE_REQUEST.unpack_from(req.view, h.HEADER_SIZE)
+    op = req.open_for(persistent, volatile)
+    body = _CLOSE_EMPTY
+    # (Deferred work on close, e.g. a FAT/exFAT size or timestamp fix-up, goes here, before
+    # the attributes are read and the descriptor is closed.)
+    if flags & CLOSE_FLAG_POSTQUERY_ATTRIB and op.fd >= 0:
+        try:
+            meta = read_meta(op.fd, None, hides_dot_files(op.tree.share),
+                             split_name(op.name)[1])
+            body = _CLOSE_RESPONSE.pack(60, CLOSE_FLAG_POSTQUERY_ATTRIB, 0, meta.creation_time,
+                                        meta.last_access_time, meta.last_write_time,
+                                        meta.change_time, meta.allocation_size,
+                                        meta.end_of_file, meta.attributes)
+        except OSError as exc:
+            log_unexpected(exc, "close: query attributes")
+    close_open(req.server, op)
+    if req.chain.open is op:
+        req.chain.open = None  # later related requests get STATUS_FILE_CLOSED
+    return STATUS_SUCCESS, body

@@ -1,0 +1,253 @@
+"""FLUSH, READ and WRITE (MS-SMB2 2.2.17-2.2.22; 3.3.5.11 FLUSH, 3.3.5.12 READ, 3.3.5.13 WRITE).
+
+The READ payload is returned as its own element of the response list, so the transport can
+later send it with sendfile or from a pooled buffer without copying it into the body. WRITE
+hands the request's memoryview slice straight to `os.pwrite`.
+
+Access: READ needs FILE_READ_DATA or FILE_EXECUTE; WRITE needs FILE_WRITE_DATA (anywhere) or
+FILE_APPEND_DATA alone (then only at or past the end of file); FLUSH needs either write bit.
+Offsets follow what Windows answers (smbtorture smb2.read, smb2.rw.invalid): see the limits
+below. Every read and write moves Open.position (FilePositionInformation).
+
+Named pipes (IPC$ opens, `op.pipe` set) are delegated to the pipe object, which provides
+`read(length) -> (status, bytes-like)` and `write(data: memoryview) -> int`.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import TYPE_CHECKING
+
+from .. import header as h
+from ..fs.errno_status import oserror_to_status
+from ..status import (
+    STATUS_ACCESS_DENIED, STATUS_BUFFER_OVERFLOW, STATUS_END_OF_FILE,
+    STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_PARAMETER, STATUS_SUCCESS, SmbError,
+)
+from ..tree import FILE_APPEND_DATA, FILE_EXECUTE, FILE_READ_DATA, FILE_WRITE_DATA
+
+if TYPE_CHECKING:
+    from ..request import Request
+
+# 2.2.17 FLUSH request: StructureSize, Reserved1, Reserved2, FileId.
+_FLUSH_REQ = struct.Struct("<HHIQQ")
+# 2.2.19 READ request: StructureSize, Padding, Flags, Length, Offset, FileId (2 x Q),
+# MinimumCount, Channel, RemainingBytes, ReadChannelInfoOffset, ReadChannelInfoLength.
+_READ_REQ = struct.Struct("<HBBIQQQIIIHH")
+# 2.2.20 READ response: StructureSize, DataOffset, Reserved, DataLength, DataRemaining,
+# Reserved2 (Flags in 3.1.1).
+_READ_RSP = struct.Struct("<HBBIII")
+# 2.2.21 WRITE request: StructureSize, DataOffset, Length, Offset, FileId (2 x Q), Channel,
+# RemainingBytes, WriteChannelInfoOffset, WriteChannelInfoLength, Flags.
+_WRITE_REQ = struct.Struct("<HHIQQQIIHHI")
+# 2.2.22 WRITE response: StructureSize, Reserved, Count, Remaining, WriteChannelInfoOffset,
+# WriteChannelInfoLength.
+_WRITE_RSP = struct.Struct("<HHIIHH")
+
+_FLUSH_RSP = b"\x04\x00\x00\x00"  # 2.2.18: StructureSize 4, Reserved
+_READ_DATA_OFFSET = h.HEADER_SIZE + _READ_RSP.size  # 0x50
+
+SMB2_WRITEFLAG_WRITE_THROUGH = 0x00000001
+FILE_WRITE_THROUGH = 0x00000002  # CreateOptions / FileModeInformation bit
+
+# Offsets are signed 64-bit in the object store: above this, STATUS_INVALID_PARAMETER for
+# READ and WRITE alike, even with Length 0 (what Windows answers; smbtorture smb2.rw.invalid).
+_MAX_FILE_OFFSET = 0x7FFFFFFFFFFFFFFF
+# A write may not end beyond NTFS's largest file size (Windows: STATUS_INVALID_PARAMETER).
+_MAX_WRITE_END = 0xFFFFFFF0000
+# MS-FSA 2.1.5.4 FILE_WRITE_TO_END_OF_FILE: offset -1 appends. Windows refuses it over SMB2 on
+# a handle with FILE_WRITE_DATA; we honour it on append-only handles, where any other offset
+# inside the file would be refused anyway.
+WRITE_TO_END_OF_FILE = 0xFFFFFFFFFFFFFFFF
+_SMB2_64K = 65536
+
+_fdatasync = getattr(os, "fdatasync", os.fsync)
+
+
+# -- checks shared with other commands that move a large payload ------------------------------
+
+def supports_multi_credit(conn) -> bool:
+    """Connection.SupportsMultiCredit (MS-SMB2 3.3.5.4): SMB 2.1+ with LARGE_MTU."""
+    dialect = conn.dialect
+    return (dialect >= h.SMB2_10 and dialect != h.SMB2_WILDCARD
+            and bool(conn.server_capabilities & h.CAP_LARGE_MTU))
+
+
+def check_credit_charge(req: Request, payload: int) -> None:
+    """MS-SMB2 3.3.5.2.5: the CreditCharge must cover the larger of request and response payload.
+
+    Without multi-credit support every payload is limited to 64 KiB (3.2.4.1.5).
+    """
+    if payload <= _SMB2_64K:
+        return  # one credit (or CreditCharge 0) always covers up to 64 KiB
+    if not supports_multi_credit(req.conn):
+        raise SmbError(STATUS_INVALID_PARAMETER)
+    charge = req.credit_charge
+    if charge == 0 or ((payload - 1) >> 16) + 1 > charge:
+        raise SmbError(STATUS_INVALID_PARAMETER)
+
+
+def max_read_size(conn) -> int:
+    """Connection.MaxReadSize as announced in NEGOTIATE (SMB 2.0.2 gets 64 KiB)."""
+    return conn.max_read if supports_multi_credit(conn) else min(conn.max_read, _SMB2_64K)
+
+
+def max_write_size(conn) -> int:
+    return conn.max_write if supports_multi_credit(conn) else min(conn.max_write, _SMB2_64K)
+
+
+def max_transact_size(conn) -> int:
+    return conn.max_trans if supports_multi_credit(conn) else min(conn.max_trans, _SMB2_64K)
+
+
+# -- FLUSH (3.3.5.11) ---------------------------------------------------------------------------
+
+def handle_flush(req: Request):
+    _, _, _, fid_p, fid_v = _FLUSH_REQ.unpack_from(req.view, h.HEADER_SIZE)
+    op = req.open_for(fid_p, fid_v)
+    # 3.3.5.11: a file needs FILE_WRITE_DATA or FILE_APPEND_DATA; a directory needs
+    # FILE_ADD_FILE or FILE_ADD_SUBDIRECTORY, which are the same two bits.
+    if not op.granted_access & (FILE_WRITE_DATA | FILE_APPEND_DATA):
+        raise SmbError(STATUS_ACCESS_DENIED)
+    if op.pipe is not None:
+        return STATUS_SUCCESS, _FLUSH_RSP  # pipe writes are never buffered here
+    try:
+        os.fsync(op.fd)
+    except OSError as exc:
+        raise SmbError(oserror_to_status(exc, "FLUSH")) from None
+    return STATUS_SUCCESS, _FLUSH_RSP
+
+
+# -- READ (3.3.5.12) ----------------------------------------------------------------------------
+
+def handle_read(req: Request):
+    (_, _, _, length, offset, fid_p, fid_v, min_count, channel, _, _,
+     _) = _READ_REQ.unpack_from(req.view, h.HEADER_SIZE)
+    op = req.open_for(fid_p, fid_v)
+    conn = req.conn
+    # 3.3.5.12 names FILE_READ_DATA; Windows servers also read through a handle opened for
+    # FILE_EXECUTE only (a program run from the share), and so do we.
+    if not op.granted_access & (FILE_READ_DATA | FILE_EXECUTE):
+        raise SmbError(STATUS_ACCESS_DENIED)
+    if length > max_read_size(conn):
+        raise SmbError(STATUS_INVALID_PARAMETER)
+    check_credit_charge(req, length)
+    if channel and conn.dialect >= h.SMB3_00:
+        raise SmbError(STATUS_INVALID_PARAMETER)  # RDMA channels need an RDMA transport
+    if op.pipe is not None:
+        return _pipe_read(req, op, length)
+    if op.is_dir:
+        raise SmbError(STATUS_INVALID_DEVICE_REQUEST)
+    if offset + length > _MAX_FILE_OFFSET:
+        raise SmbError(STATUS_INVALID_PARAMETER)
+    if length == 0:
+        if min_count:
+            raise SmbError(STATUS_END_OF_FILE)
+        return STATUS_SUCCESS, _READ_RSP.pack(17, _READ_DATA_OFFSET, 0, 0, 0, 0)
+    try:
+        data = os.pread(op.fd, length, offset)
+        n = len(data)
+        if 0 < n < length:
+            data, n = _read_rest(op.fd, data, length, offset)
+    except OSError as exc:
+        raise SmbError(oserror_to_status(exc, "READ")) from None
+    # MS-FSA 2.1.5.3: at or past the end of file -> STATUS_END_OF_FILE; MS-SMB2 3.3.5.12:
+    # fewer than MinimumCount bytes -> STATUS_END_OF_FILE.
+    if n == 0 or n < min_count:
+        raise SmbError(STATUS_END_OF_FILE)
+    # The server's own handle does synchronous I/O, so the position follows every read and
+    # write (what Windows reports in FilePositionInformation; smbtorture smb2.read.position).
+    op.position = offset + n
+    req.session.bytes_read += n
+    req.server.bytes_read += n
+    return STATUS_SUCCESS, [_READ_RSP.pack(17, _READ_DATA_OFFSET, 0, n, 0, 0), data]
+
+
+def _read_rest(fd: int, first: bytes, length: int, offset: int) -> tuple[bytes, int]:
+    """A short pread before the end of file (network or FUSE file systems): read on."""
+    parts = [first]
+    n = len(first)
+    while n < length:
+        more = os.pread(fd, length - n, offset + n)
+        if not more:
+            break
+        parts.append(more)
+        n += len(more)
+    return b"".join(parts), n
+
+
+def _pipe_read(req: Request, op, length: int):
+    status, data = op.pipe.read(length)
+    if status not in (STATUS_SUCCESS, STATUS_BUFFER_OVERFLOW):
+        raise SmbError(status)
+    n = len(data)
+    req.session.bytes_read += n
+    req.server.bytes_read += n
+    # 3.3.4.4: STATUS_BUFFER_OVERFLOW on a pipe read carries the data, not an error body.
+    return status, [_READ_RSP.pack(17, _READ_DATA_OFFSET, 0, n, 0, 0), data]
+
+
+# -- WRITE (3.3.5.13) ---------------------------------------------------------------------------
+
+def handle_write(req: Request):
+    (_, data_off, length, offset, fid_p, fid_v, channel, _, _, _,
+     flags) = _WRITE_REQ.unpack_from(req.view, h.HEADER_SIZE)
+    op = req.open_for(fid_p, fid_v)
+    conn = req.conn
+    access = op.granted_access
+    if not access & (FILE_WRITE_DATA | FILE_APPEND_DATA):
+        raise SmbError(STATUS_ACCESS_DENIED)
+    if length > max_write_size(conn):
+        raise SmbError(STATUS_INVALID_PARAMETER)
+    check_credit_charge(req, length)
+    if channel and conn.dialect >= h.SMB3_00:
+        raise SmbError(STATUS_INVALID_PARAMETER)
+    data = req.data(data_off, length)
+    if op.pipe is not None:
+        return _pipe_write(req, op, data)
+    if op.is_dir:
+        raise SmbError(STATUS_INVALID_DEVICE_REQUEST)
+    fd = op.fd
+    append_only = access & (FILE_WRITE_DATA | FILE_APPEND_DATA) == FILE_APPEND_DATA
+    if offset > _MAX_FILE_OFFSET and not (offset == WRITE_TO_END_OF_FILE and append_only):
+        raise SmbError(STATUS_INVALID_PARAMETER)
+    if length == 0:
+        return STATUS_SUCCESS, _WRITE_RSP.pack(17, 0, 0, 0, 0, 0)
+    try:
+        if offset == WRITE_TO_END_OF_FILE:
+            offset = os.fstat(fd).st_size
+        if offset + length > _MAX_WRITE_END:
+            raise SmbError(STATUS_INVALID_PARAMETER)
+        if append_only:
+            _check_append_only(fd, offset)
+        written = 0
+        while written < length:
+            # A short pwrite (a signal, a nearly full disk) is continued; ENOSPC then raises.
+            written += os.pwrite(fd, data[written:] if written else data, offset + written)
+        if flags & SMB2_WRITEFLAG_WRITE_THROUGH or (op.create_options | op.mode) \
+                & FILE_WRITE_THROUGH:
+            _fdatasync(fd)
+    except OSError as exc:
+        raise SmbError(oserror_to_status(exc, "WRITE")) from None
+    op.position = offset + length
+    req.session.bytes_written += length
+    req.server.bytes_written += length
+    return STATUS_SUCCESS, _WRITE_RSP.pack(17, 0, length, 0, 0, 0)
+
+
+def _check_append_only(fd: int, offset: int) -> None:
+    """3.3.5.13: without FILE_WRITE_DATA, bytes already in the file may not be rewritten.
+
+    The spec's second rule (extending needs FILE_APPEND_DATA) is a SHOULD that Windows does not
+    apply: FILE_WRITE_DATA alone writes anywhere, and clients (impacket) rely on it.
+    """
+    if offset < os.fstat(fd).st_size:
+        raise SmbError(STATUS_ACCESS_DENIED)
+
+
+def _pipe_write(req: Request, op, data: memoryview):
+    n = op.pipe.write(data)
+    req.session.bytes_written += n
+    req.server.bytes_written += n
+    return STATUS_SUCCESS, _WRITE_RSP.pack(17, 0, n, 0, 0, 0)

@@ -1,0 +1,37 @@
+"""The conformance ratchet: every smbtorture test in expected-pass.txt must still pass."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import start_server
+
+from .smbtorture_run import run_smbtorture
+
+HERE = Path(__file__).parent
+
+
+def _listed(name):
+    lines = (HERE / name).read_text().splitlines()
+    return [ln.split()[0] for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
+EXPECTED = _listed("expected-pass.txt")
+
+
+@pytest.fixture(scope="module")
+def torture_server(tmp_path_factory):
+    srv = start_server(tmp_path_factory.mktemp("torture"))
+    yield srv
+    assert srv.stop() == 0, srv.log()
+
+
+@pytest.mark.parametrize("test", EXPECTED)
+def test_expected_pass(torture_server, test):
+    verdict, text = run_smbtorture(torture_server.port, test)
+    assert verdict == "PASS", f"{test}: {verdict}\n{text[-4000:]}"
+    assert torture_server.alive(), torture_server.log()[-4000:]
+
+
+def test_lists_do_not_overlap():
+    assert not set(EXPECTED) & set(_listed("known-gaps.txt"))
