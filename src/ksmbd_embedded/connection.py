@@ -258,9 +258,15 @@ class Connection:
             raise SmbError(STATUS_INVALID_PARAMETER)  # 3.3.5.2.6 structure size
         if req.related and chain.command == h.CREATE and chain.status != STATUS_SUCCESS:
             raise SmbError(chain.status)  # a failed CREATE fails the related rest of the chain
+        if not req.related:
+            chain.open = None  # an unrelated request starts a new FileId context
         if needs_session or (command == h.SESSION_SETUP and session_id):
-            if req.related and chain.session is not None:
+            if req.related:
+                # 3.3.5.2.7.2: a related request uses the previous request's session; if
+                # that one had none (it failed before finding one), the request is invalid.
                 session = chain.session
+                if session is None:
+                    raise SmbError(STATUS_INVALID_PARAMETER)
             else:
                 session = self.sessions.get(session_id)
             if session is None:
@@ -286,8 +292,10 @@ class Connection:
             session.idle_since = self.server.now()
         if needs_tree:
             session = req.session
-            if req.related and chain.tree is not None:
+            if req.related:
                 tree = chain.tree
+                if tree is None:
+                    raise SmbError(STATUS_INVALID_PARAMETER)
             else:
                 tree = session.trees.get(tree_id)
             if tree is None:

@@ -219,9 +219,13 @@ def logon(state, password="secret", dialect_list=(0x0311,)):
     if status != STATUS_SUCCESS:
         return conn, sid, None, status, msg_id
     keys = derive_keys(0x0311, client.session_key, preauth.value, conn.cipher_id)
+    LAST_KEYS[0] = keys
     signer = Signer(conn.signing_algorithm, keys.signing_key)
     assert signer.verify(bytearray(resp)), "final SESSION_SETUP response must be signed"
     return conn, sid, signer, status, msg_id
+
+
+LAST_KEYS = [None]  # client-side keys of the last logon() (tests that encrypt use them)
 
 
 def test_ntlm_logon_and_signed_requests(state):
@@ -293,3 +297,52 @@ def test_reauthentication_keeps_session_and_keys(state):
     req = header(h.ECHO, msg_id, session_id=sid) + struct.pack("<HH", 4, 0)
     signer.sign(req)
     assert status_of(send(conn, req)) == STATUS_SUCCESS
+
+
+def test_sessions_per_connection_are_bounded(state):
+    from ksmbd_embedded.handlers.session_setup import MAX_SESSIONS_PER_CONNECTION
+    from ksmbd_embedded.status import STATUS_INSUFFICIENT_RESOURCES
+    conn = new_conn(state)
+    send(conn, negotiate_request())
+    token = spnego.client("alice", "secret", hostname="srv", protocol="ntlm").step()
+    statuses = [status_of(send(conn, session_setup(token, i + 1)))
+                for i in range(MAX_SESSIONS_PER_CONNECTION + 3)]
+    assert statuses[:MAX_SESSIONS_PER_CONNECTION] == \
+        [STATUS_MORE_PROCESSING_REQUIRED] * MAX_SESSIONS_PER_CONNECTION
+    assert statuses[-1] == STATUS_INSUFFICIENT_RESOURCES
+    assert len(conn.sessions) == MAX_SESSIONS_PER_CONNECTION
+
+
+def test_encrypting_share_refuses_plain_requests(tmp_path):
+    from ksmbd_embedded.crypto.encryption import Cipher
+    from ksmbd_embedded.tree import SHAREFLAG_ENCRYPT_DATA
+    cfg = config_from_text(CONFIG.format(path=tmp_path) + "\toption smb3_encryption 'mandatory'\n",
+                           "test.uci")
+    db = PasswordDb.load(tmp_path / "db")
+    db.set("alice", nt_hash("secret"))
+    st = ServerState(cfg, db)
+    conn, sid, signer, status, msg_id = logon(st)
+    assert status == STATUS_SUCCESS
+    path = "\\\\srv\\share".encode("utf-16-le")
+    req = header(h.TREE_CONNECT, msg_id, session_id=sid) + struct.pack("<HHHH", 9, 0, 72,
+                                                                      len(path)) + path
+    signer.sign(req)
+    resp = send(conn, req)
+    assert status_of(resp) == STATUS_SUCCESS
+    assert struct.unpack_from("<I", resp, 64 + 4)[0] & SHAREFLAG_ENCRYPT_DATA
+    tree_id = struct.unpack_from("<Q", resp, 32)[0] >> 32
+    # A signed but unencrypted request on that tree is refused.
+    create = header(h.CREATE, msg_id + 1, session_id=sid, tree_id=tree_id) + struct.pack(
+        "<HBBIQQIIIIIHHII", 57, 0, 0, 2, 0, 0, 0x80000000, 0, 7, 1, 0, 120, 0, 0, 0) + b"\0" * 8
+    signer.sign(create)
+    assert status_of(send(conn, create)) == STATUS_ACCESS_DENIED
+    # The same request encrypted as the client would (client->server key) is served.
+    keys = LAST_KEYS[0]
+    create2 = header(h.CREATE, msg_id + 2, session_id=sid, tree_id=tree_id) + create[64:]
+    frame = Cipher(conn.cipher_id, keys.decryption_key).encrypt(sid, bytes(create2))
+    conn.outbox.clear()
+    conn.receive(memoryview(bytes(frame)))
+    out = b"".join(bytes(b) for b in conn.outbox)[4:]
+    assert out[:4] == b"\xfdSMB"
+    _, plain = Cipher(conn.cipher_id, keys.encryption_key).decrypt(memoryview(out))
+    assert status_of(plain) == STATUS_SUCCESS

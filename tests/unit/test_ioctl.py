@@ -178,7 +178,6 @@ def test_pipe_transceive_uses_pipe_object(env):
 @pytest.mark.parametrize("ctl,status", [
     (ioctl.FSCTL_SET_SPARSE, STATUS_INVALID_DEVICE_REQUEST),
     (ioctl.FSCTL_QUERY_ALLOCATED_RANGES, STATUS_INVALID_DEVICE_REQUEST),
-    (ioctl.FSCTL_CREATE_OR_GET_OBJECT_ID, STATUS_INVALID_DEVICE_REQUEST),
     (ioctl.FSCTL_GET_REPARSE_POINT, STATUS_INVALID_DEVICE_REQUEST),
     (ioctl.FSCTL_SRV_REQUEST_RESUME_KEY, STATUS_NOT_SUPPORTED),
     (ioctl.FSCTL_SRV_COPYCHUNK, STATUS_NOT_SUPPORTED),
@@ -211,3 +210,15 @@ def test_fscc_table():
     assert ioctl.FSCTL_SET_SPARSE in ioctl.FSCC_FSCTLS
     assert ioctl.FSCTL_VALIDATE_NEGOTIATE_INFO not in ioctl.FSCC_FSCTLS
     assert ioctl.FSCTL_PIPE_TRANSCEIVE not in ioctl.FSCC_FSCTLS
+
+
+@pytest.mark.parametrize("ctl", [ioctl.FSCTL_CREATE_OR_GET_OBJECT_ID, ioctl.FSCTL_GET_OBJECT_ID])
+def test_object_id_is_stable_per_file(env, ctl):
+    first = call(env, ioctl_body(ctl, env.open("f.txt"), b""))
+    second = call(env, ioctl_body(ctl, env.open("f.txt"), b""))
+    assert first[0] == second[0] == STATUS_SUCCESS
+    body = b"".join(bytes(p) for p in first[1]) if isinstance(first[1], list) else first[1]
+    body2 = b"".join(bytes(p) for p in second[1]) if isinstance(second[1], list) else second[1]
+    out1, out2 = body[48:], body2[48:]
+    assert len(out1) == 64 and out1 == out2
+    assert out1[:16] == out1[32:48]  # BirthObjectId equals ObjectId

@@ -48,6 +48,7 @@ from ..fs.share_paths import (
 )
 from ..opens import Open
 from ..status import (
+    STATUS_TOO_MANY_OPENED_FILES,
     STATUS_ACCESS_DENIED, STATUS_BAD_IMPERSONATION_LEVEL, STATUS_CANNOT_DELETE,
     STATUS_DELETE_PENDING, STATUS_FILE_IS_A_DIRECTORY, STATUS_INVALID_PARAMETER,
     STATUS_NOT_A_DIRECTORY, STATUS_NOT_SUPPORTED, STATUS_OBJECT_NAME_COLLISION,
@@ -197,10 +198,16 @@ def _os_error(exc: OSError, what: str) -> SmbError:
 
 # -- CREATE -------------------------------------------------------------------------------------
 
+# A session holds at most this many opens, so one client cannot exhaust the process's fds.
+MAX_OPENS_PER_SESSION = 16384
+
+
 def handle_create(req: Request):
     tree = req.tree
     if tree.is_ipc:
         raise SmbError(STATUS_OBJECT_NAME_NOT_FOUND)  # named pipes: a later issue
+    if sum(t.open_count for t in req.session.trees.values()) >= MAX_OPENS_PER_SESSION:
+        raise SmbError(STATUS_TOO_MANY_OPENED_FILES)
     (_, _, _, impersonation, _, _, desired, attributes, share_access, disposition, options,
      name_off, name_len, ctx_off, ctx_len) = _CREATE_REQUEST.unpack_from(req.view, h.HEADER_SIZE)
 

@@ -32,11 +32,13 @@ Decisions
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import TYPE_CHECKING
 
 from .. import header as h
 from ..status import (
+    STATUS_BUFFER_TOO_SMALL,
     STATUS_ACCESS_DENIED, STATUS_FS_DRIVER_REQUIRED, STATUS_INVALID_DEVICE_REQUEST,
     STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS, SmbError,
 )
@@ -174,6 +176,8 @@ def handle_ioctl(req: Request):
         return _get_compression(op, fid_p, fid_v, max_out)
     if ctl_code == FSCTL_SET_COMPRESSION:
         return _set_compression(op, fid_p, fid_v, data)
+    if ctl_code in (FSCTL_CREATE_OR_GET_OBJECT_ID, FSCTL_GET_OBJECT_ID):
+        return _object_id(op, ctl_code, fid_p, fid_v, max_out)
     if ctl_code in FSCC_FSCTLS:
         raise SmbError(STATUS_INVALID_DEVICE_REQUEST)  # 3.3.5.15.8 -> object store
     raise SmbError(STATUS_NOT_SUPPORTED)
@@ -263,6 +267,24 @@ def _set_compression(op, fid_p: int, fid_v: int, data: memoryview):
     if fmt != COMPRESSION_FORMAT_NONE:
         raise SmbError(STATUS_NOT_SUPPORTED)
     return ioctl_response(FSCTL_SET_COMPRESSION, fid_p, fid_v, b"")
+
+
+# -- object ids (MS-FSCC 2.3.7 / 2.3.21, FILE_OBJECTID_BUFFER 2.1.3.1) ---------------------------
+
+_OBJECTID_BUFFER_SIZE = 64  # ObjectId, BirthVolumeId, BirthObjectId, DomainId: 16 bytes each
+
+
+def _object_id(op, ctl_code: int, fid_p: int, fid_v: int, max_out: int):
+    """Object ids are not stored: each file's id is derived from its identity (st_ino, st_dev),
+    so it is stable for the file's life and the same from every open."""
+    if op.pipe is not None or op.fd < 0:
+        raise SmbError(STATUS_INVALID_DEVICE_REQUEST)
+    if max_out < _OBJECTID_BUFFER_SIZE:
+        raise SmbError(STATUS_BUFFER_TOO_SMALL)
+    st = os.fstat(op.fd)
+    object_id = struct.pack("<QQ", st.st_ino, st.st_dev)
+    volume = struct.pack("<QQ", st.st_dev, 0)
+    return ioctl_response(ctl_code, fid_p, fid_v, object_id + volume + object_id + bytes(16))
 
 
 # -- named pipes ----------------------------------------------------------------------------------

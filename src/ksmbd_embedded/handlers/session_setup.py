@@ -14,8 +14,9 @@ from ..crypto.kdf import derive_keys
 from ..crypto.signing import Signer
 from ..session import EXPIRED, VALID, Session
 from ..status import (
-    STATUS_ACCESS_DENIED, STATUS_INVALID_PARAMETER, STATUS_LOGON_FAILURE,
-    STATUS_MORE_PROCESSING_REQUIRED, STATUS_REQUEST_NOT_ACCEPTED, STATUS_SUCCESS, SmbError,
+    STATUS_ACCESS_DENIED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER,
+    STATUS_LOGON_FAILURE, STATUS_MORE_PROCESSING_REQUIRED, STATUS_REQUEST_NOT_ACCEPTED,
+    STATUS_SUCCESS, SmbError,
 )
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ _REQUEST = struct.Struct("<HBBIIHHQ")
 _RESPONSE = struct.Struct("<HHHH")
 _SESSION_FLAG_BINDING = 0x01
 _LOGOFF_RESPONSE = b"\x04\x00\x00\x00"
+# Sessions (incl. ones still authenticating) one connection may hold: bounds memory per client.
+MAX_SESSIONS_PER_CONNECTION = 64
 
 
 def _new_acceptor(req: Request) -> SpnegoAcceptor:
@@ -56,6 +59,9 @@ def handle_session_setup(req: Request):
 
     session = req.session
     if session is None:
+        if len(conn.sessions) >= MAX_SESSIONS_PER_CONNECTION:
+            log.warning("%s: too many sessions on one connection", conn.peer)
+            raise SmbError(STATUS_INSUFFICIENT_RESOURCES)
         session = Session(server.new_session_id(), conn, server.now())
         session.dialect = conn.dialect
         conn.sessions[session.session_id] = session
