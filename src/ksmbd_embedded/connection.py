@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import header as h
 from .credits import CreditWindow
 from .dispatch import COMMANDS, ERROR_BODY
+from .file_range import FileRange
 from .request import Request
 from .session import VALID
 from .status import (
@@ -161,7 +162,7 @@ class Connection:
 
     def _receive_smb2(self, frame: memoryview, enc_session: Session | None) -> None:
         chain = Chain()
-        responses: list[tuple[bytearray, Session | None, bool]] = []
+        responses: list[tuple[bytearray, Session | None, bool, FileRange | None]] = []
         off = 0
         total = len(frame)
         while True:
@@ -232,9 +233,13 @@ class Connection:
                                msg_id, tree_or_async,
                                session.session_id if session is not None else session_id,
                                charge)
+        tail = None  # a READ payload still on disk (FileRange), always the last part
         if isinstance(body, (list, tuple)):
             for part in body:
-                buf += part
+                if isinstance(part, FileRange):
+                    tail = part
+                else:
+                    buf += part
         else:
             buf += body
         sign = (session is not None and session.signer is not None and enc_session is None
@@ -242,7 +247,7 @@ class Connection:
                      or bool(flags & h.FLAGS_SIGNED)))
         if req.on_response is not None:
             req.on_response(buf)  # e.g. the 3.1.1 pre-auth hash over NEGOTIATE/SESSION_SETUP
-        return buf, session, sign
+        return buf, session, sign, tail
 
     def _run(self, req: Request, command: int, session_id: int, tree_id: int, chain: Chain,
              enc_session: Session | None, first: bool):
@@ -308,8 +313,30 @@ class Connection:
         return handler(req)
 
     def _send_responses(self, responses: list, enc_session: Session | None) -> None:
+        if len(responses) == 1:
+            buf, session, sign, tail = responses[0]
+            if tail is not None and (sign or enc_session is not None):
+                buf += tail.read()  # the MAC or cipher needs the bytes
+                tail = None
+            if sign:
+                session.signer.sign(buf)
+            if enc_session is not None:
+                buf = enc_session.encryptor.encrypt(enc_session.session_id, buf)
+            if tail is None:
+                self.send_frame(buf)
+            else:
+                # Zero copy: header and body from memory, then the file range by sendfile.
+                tail.pin()
+                total = len(buf) + tail.length
+                self.outbox.append(_FRAME_LEN.pack(total))
+                self.outbox.append(buf)
+                self.outbox.append(tail)
+                self.bytes_out += total + 4
+            return
         last = len(responses) - 1
-        for i, (buf, session, sign) in enumerate(responses):
+        for i, (buf, session, sign, tail) in enumerate(responses):
+            if tail is not None:
+                buf += tail.read()
             if i != last:
                 pad = -len(buf) % 8
                 if pad:
@@ -317,10 +344,7 @@ class Connection:
                 struct.pack_into("<I", buf, h.NEXT_COMMAND_OFFSET, len(buf))
             if sign:
                 session.signer.sign(buf)
-        if len(responses) == 1:
-            payload = responses[0][0]
-        else:
-            payload = bytearray().join(r[0] for r in responses)
+        payload = bytearray().join(r[0] for r in responses)
         if enc_session is not None:
             payload = enc_session.encryptor.encrypt(enc_session.session_id, payload)
         self.send_frame(payload)

@@ -19,6 +19,7 @@ import struct
 import time
 
 from .connection import Connection
+from .file_range import FileRange
 
 log = logging.getLogger("ksmbd.loop")
 
@@ -228,9 +229,31 @@ class Loop:
         out.clear()
 
     def _flush(self, client: _Client) -> None:
-        while client.out:
+        """Send queued output: byte buffers with sendmsg, READ payloads with os.sendfile."""
+        out = client.out
+        sock = client.sock
+        while out:
+            head = out[0]
             try:
-                sent = client.sock.sendmsg(client.out[:64])
+                if isinstance(head, FileRange):
+                    sent = os.sendfile(client.fileno, head.fd, head.offset, head.length)
+                    if sent == 0:  # the file shrank under us: keep the framing with zeros
+                        out[0] = bytes(head.length)
+                        head.release()
+                        continue
+                    client.out_bytes -= sent
+                    head.advance(sent)
+                    if head.length == 0:
+                        head.release()
+                        out.pop(0)
+                    continue
+                batch = []
+                for item in out:
+                    if isinstance(item, FileRange) or len(batch) == 64:
+                        break
+                    batch.append(item)
+                more = len(batch) < len(out) and isinstance(out[len(batch)], FileRange)
+                sent = sock.sendmsg(batch, (), socket.MSG_MORE if more else 0)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
@@ -238,13 +261,13 @@ class Loop:
                 return
             client.out_bytes -= sent
             while sent:
-                head = client.out[0]
+                head = out[0]
                 n = len(head)
                 if sent >= n:
                     sent -= n
-                    client.out.pop(0)
+                    out.pop(0)
                 else:
-                    client.out[0] = memoryview(head)[sent:]
+                    out[0] = memoryview(head)[sent:]
                     sent = 0
         self._update_interest(client)
 
@@ -269,6 +292,10 @@ class Loop:
             client.sock.close()
         except OSError:
             pass
+        for item in client.out:
+            if isinstance(item, FileRange):
+                item.release()
+        client.out.clear()
         conn = client.conn
         self.state.connections.discard(conn)
         from .handlers.session_setup import close_session

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import struct
 
+from ksmbd_embedded.file_range import FileRange
+
 from ksmbd_embedded import header as h
 from ksmbd_embedded.config import ShareConfig
 from ksmbd_embedded.connection import Chain
@@ -102,7 +104,8 @@ def call(handler, req: Request):
     except SmbError as exc:
         return exc.status, None
     if isinstance(body, (list, tuple)):
-        body = b"".join(bytes(p) for p in body)
+        # A READ payload may still be on disk (FileRange): read it as the connection would.
+        body = b"".join(p.read() if isinstance(p, FileRange) else bytes(p) for p in body)
     return status, bytes(body)
 
 

@@ -66,7 +66,10 @@ def test_read_returns_data_with_payload_as_separate_part(env, data_file):
     assert fixed[2] == 0x50  # DataOffset
     assert u32(fixed, 4) == 100  # DataLength
     assert u32(fixed, 8) == 0  # DataRemaining
-    assert bytes(payload) == (bytes(range(256)) * 4)[10:110]
+    # The payload stays on disk as a FileRange (sent with os.sendfile when possible).
+    from ksmbd_embedded.file_range import FileRange
+    assert isinstance(payload, FileRange) and (payload.offset, payload.length) == (10, 100)
+    assert payload.read() == (bytes(range(256)) * 4)[10:110]
     assert env.session.bytes_read == 100 and env.server.bytes_read == 100
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from .. import header as h
 from ..fs.errno_status import oserror_to_status
+from ..file_range import FileRange
 from ..status import (
     STATUS_ACCESS_DENIED, STATUS_BUFFER_OVERFLOW, STATUS_END_OF_FILE,
     STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_PARAMETER, STATUS_SUCCESS, SmbError,
@@ -146,35 +147,22 @@ def handle_read(req: Request):
             raise SmbError(STATUS_END_OF_FILE)
         return STATUS_SUCCESS, _READ_RSP.pack(17, _READ_DATA_OFFSET, 0, 0, 0, 0)
     try:
-        data = os.pread(op.fd, length, offset)
-        n = len(data)
-        if 0 < n < length:
-            data, n = _read_rest(op.fd, data, length, offset)
+        size = os.fstat(op.fd).st_size
     except OSError as exc:
         raise SmbError(oserror_to_status(exc, "READ")) from None
+    n = min(length, size - offset) if offset < size else 0
     # MS-FSA 2.1.5.3: at or past the end of file -> STATUS_END_OF_FILE; MS-SMB2 3.3.5.12:
     # fewer than MinimumCount bytes -> STATUS_END_OF_FILE.
-    if n == 0 or n < min_count:
+    if n <= 0 or n < min_count:
         raise SmbError(STATUS_END_OF_FILE)
     # The server's own handle does synchronous I/O, so the position follows every read and
     # write (what Windows reports in FilePositionInformation; smbtorture smb2.read.position).
     op.position = offset + n
     req.session.bytes_read += n
     req.server.bytes_read += n
-    return STATUS_SUCCESS, [_READ_RSP.pack(17, _READ_DATA_OFFSET, 0, n, 0, 0), data]
-
-
-def _read_rest(fd: int, first: bytes, length: int, offset: int) -> tuple[bytes, int]:
-    """A short pread before the end of file (network or FUSE file systems): read on."""
-    parts = [first]
-    n = len(first)
-    while n < length:
-        more = os.pread(fd, length - n, offset + n)
-        if not more:
-            break
-        parts.append(more)
-        n += len(more)
-    return b"".join(parts), n
+    # The data stays on disk: the connection sends it with os.sendfile when it can.
+    return STATUS_SUCCESS, [_READ_RSP.pack(17, _READ_DATA_OFFSET, 0, n, 0, 0),
+                            FileRange(op.fd, offset, n)]
 
 
 def _pipe_read(req: Request, op, length: int):
