@@ -22,6 +22,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from . import header as h
+from .async_work import AsyncWork
 from .credits import CreditWindow
 from .dispatch import COMMANDS, ERROR_BODY
 from .file_range import FileRange
@@ -68,6 +69,7 @@ class Connection:
         "client_security_mode", "client_dialects", "server_capabilities", "signing_algorithm",
         "cipher_id", "preauth", "max_read", "max_write", "max_trans", "credits", "sessions",
         "outbox", "closing", "close_reason", "created", "bytes_in", "bytes_out",
+        "async_ops", "next_async_id", "transport",
     )
 
     def __init__(self, server: ServerState, peer: str, now: float) -> None:
@@ -95,6 +97,9 @@ class Connection:
         self.created = now
         self.bytes_in = 0
         self.bytes_out = 0
+        self.async_ops: dict[int, AsyncWork] = {}
+        self.next_async_id = 1
+        self.transport: Any = None  # the loop's socket-side object
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -134,6 +139,7 @@ class Connection:
         self.outbox.append(_FRAME_LEN.pack(n))
         self.outbox.append(payload)
         self.bytes_out += n + 4
+        self.server.flush_pending.add(self)
 
     # -- decryption ----------------------------------------------------------------------------
 
@@ -178,7 +184,8 @@ class Connection:
                 end = off + next_cmd
             else:
                 end = total
-            resp = self._process(frame[off:end], fields, chain, enc_session, off == 0)
+            resp = self._process(frame[off:end], fields, chain, enc_session, off == 0,
+                                 not next_cmd)
             if resp is not None:
                 responses.append(resp)
             if not next_cmd:
@@ -188,7 +195,7 @@ class Connection:
             self._send_responses(responses, enc_session)
 
     def _process(self, msg: memoryview, fields: tuple, chain: Chain,
-                 enc_session: Session | None, first: bool):
+                 enc_session: Session | None, first: bool, last: bool):
         (_, _, charge, _, command, credit_req, flags, _, msg_id, tree_or_async,
          session_id) = fields
         if command == h.CANCEL:
@@ -215,6 +222,15 @@ class Connection:
         except Exception:
             log.exception("%s: %s failed", self.peer, _name(command))
             status, body = STATUS_INTERNAL_ERROR, ERROR_BODY
+        interim = False
+        if status == STATUS_PENDING and req.async_work is not None:
+            if last:
+                interim = True  # 3.3.4.2: the interim response now, the final one later
+            else:
+                # Only the last request of a chain may go async (what Windows does, MS-SMB2
+                # <159>); the others are failed (smbtorture smb2.compound.interim2).
+                req.async_work.cancel(send=False)
+                status, body = STATUS_INTERNAL_ERROR, ERROR_BODY
         chain.session = req.session
         chain.tree = req.tree
         chain.status = status
@@ -227,10 +243,13 @@ class Connection:
         session = req.session
         if req.tree is not None:
             tree_or_async = (req.tree.tree_id << 32) | req.process_id
+        rflags = flags & (h.FLAGS_RELATED_OPERATIONS | h.FLAGS_PRIORITY_MASK)
+        if interim:
+            rflags |= h.FLAGS_ASYNC_COMMAND
+            tree_or_async = req.async_work.async_id
+            body = ERROR_BODY
         buf = bytearray(h.HEADER_SIZE)
-        h.pack_response_header(buf, 0, command, status, granted,
-                               flags & (h.FLAGS_RELATED_OPERATIONS | h.FLAGS_PRIORITY_MASK),
-                               msg_id, tree_or_async,
+        h.pack_response_header(buf, 0, command, status, granted, rflags, msg_id, tree_or_async,
                                session.session_id if session is not None else session_id,
                                charge)
         tail = None  # a READ payload still on disk (FileRange), always the last part
@@ -242,7 +261,8 @@ class Connection:
                     buf += part
         else:
             buf += body
-        sign = (session is not None and session.signer is not None and enc_session is None
+        sign = (not interim and session is not None and session.signer is not None
+                and enc_session is None
                 and (req.sign_response or session.signing_required
                      or bool(flags & h.FLAGS_SIGNED)))
         if req.on_response is not None:
@@ -311,6 +331,45 @@ class Connection:
         if handler is None:
             raise SmbError(STATUS_NOT_IMPLEMENTED)
         return handler(req)
+
+    # -- asynchronous requests (3.3.4.2) ------------------------------------------------------
+
+    def new_async(self, req: Request, on_cancel) -> AsyncWork:
+        async_id = self.next_async_id
+        self.next_async_id += 1
+        work = AsyncWork(self, async_id, req.msg_id, req.command, req.session, req.tree,
+                         req.encrypted, on_cancel)
+        work.signed = bool(req.flags & h.FLAGS_SIGNED)
+        self.async_ops[async_id] = work
+        return work
+
+    def complete_async(self, work: AsyncWork, status: int, body) -> None:
+        """The final response of a request that went async."""
+        self.async_ops.pop(work.async_id, None)
+        if self.closing:
+            return
+        session = work.session
+        buf = bytearray(h.HEADER_SIZE)
+        h.pack_response_header(buf, 0, work.command, status, 0, h.FLAGS_ASYNC_COMMAND,
+                               work.msg_id, work.async_id,
+                               session.session_id if session is not None else 0)
+        if isinstance(body, (list, tuple)):
+            for part in body:
+                buf += part.read() if isinstance(part, FileRange) else part
+        else:
+            buf += body
+        if work.encrypted and session is not None and session.encryptor is not None:
+            self.send_frame(session.encryptor.encrypt(session.session_id, buf))
+            return
+        if session is not None and session.signer is not None and (
+                work.signed or session.signing_required):
+            session.signer.sign(buf)
+        self.send_frame(buf)
+
+    def cancel_async(self, match, send: bool = True) -> None:
+        """Cancel every pending request for which match(work) is true."""
+        for work in [w for w in self.async_ops.values() if match(w)]:
+            work.cancel(send)
 
     def _send_responses(self, responses: list, enc_session: Session | None) -> None:
         if len(responses) == 1:

@@ -116,6 +116,16 @@ class Loop:
                         self._read(client)
                     if events & selectors.EVENT_WRITE and client.fileno in self.clients:
                         self._flush(client)
+            pending = self.state.flush_pending
+            if pending:
+                # Output queued outside a connection's own read path (an async completion
+                # caused by another client): send it now.
+                for conn in list(pending):
+                    client = conn.transport
+                    if client is not None and client.fileno in self.clients:
+                        self._queue(client)
+                        self._flush(client)
+                pending.clear()
             if self.reload_requested:
                 self.reload_requested = False
                 try:
@@ -139,6 +149,7 @@ class Loop:
                 f"{addr[0]}:{addr[1]}"
             conn = Connection(self.state, peer, time.monotonic())
             client = _Client(sock, conn)
+            conn.transport = client
             self.clients[client.fileno] = client
             self.state.connections.add(conn)
             self.sel.register(sock, selectors.EVENT_READ, client)
@@ -298,6 +309,10 @@ class Loop:
         client.out.clear()
         conn = client.conn
         self.state.connections.discard(conn)
+        self.state.flush_pending.discard(conn)
+        conn.transport = None
+        conn.closing = True
+        conn.cancel_async(lambda work: True, send=False)
         from .handlers.session_setup import close_session
         for session in list(conn.sessions.values()):
             try:

@@ -22,7 +22,7 @@ class Request:
 
     __slots__ = ("conn", "server", "command", "msg_id", "flags", "credit_charge", "view",
                  "session", "tree", "related", "encrypted", "sign_response", "chain",
-                 "async_id", "process_id", "on_response")
+                 "async_id", "process_id", "on_response", "async_work")
 
     def __init__(self, conn: Any, command: int, msg_id: int, flags: int, credit_charge: int,
                  view: memoryview, chain: Any) -> None:
@@ -42,6 +42,7 @@ class Request:
         self.async_id = 0
         self.process_id = 0
         self.on_response: Any = None  # called with the finished response before signing
+        self.async_work: Any = None  # set by go_async()
 
     @property
     def body_len(self) -> int:
@@ -68,6 +69,13 @@ class Request:
             raise SmbError(STATUS_FILE_CLOSED)
         self.chain.open = op
         return op
+
+    def go_async(self, on_cancel=None):
+        """Finish this request later: returns the AsyncWork to complete; the handler then
+        returns (STATUS_PENDING, None) and the client gets an interim response."""
+        work = self.conn.new_async(self, on_cancel)
+        self.async_work = work
+        return work
 
     def set_open(self, op: Open) -> None:
         """Make `op` the FileId later related requests of this compound refer to."""

@@ -43,6 +43,9 @@ class ServerState:
         self.bytes_read = 0
         self.bytes_written = 0
         self.share_roots: dict[str, str] = {}
+        # Connections with output queued outside their own read path (async completions);
+        # the loop sends it after each round of events.
+        self.flush_pending: set[Any] = set()
         self._index_shares()
 
     def _index_shares(self) -> None:

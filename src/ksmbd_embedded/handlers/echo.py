@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..header import FLAGS_ASYNC_COMMAND
 from ..status import STATUS_SUCCESS
 
 if TYPE_CHECKING:
@@ -19,7 +20,15 @@ def handle_echo(req: Request):
 def handle_cancel(conn, msg_id: int, flags: int, async_id: int, session_id: int) -> None:
     """3.3.5.16: cancel a pending request; CANCEL itself never gets a response.
 
-    No request of this server goes asynchronous yet (blocking locks and change notify
-    arrive with them), so there is never anything to cancel.
+    An async CANCEL names the request by AsyncId; a sync one by the MessageId of a request
+    that has not been answered yet. The cancelled request is answered STATUS_CANCELLED.
     """
-    return None
+    if flags & FLAGS_ASYNC_COMMAND:
+        work = conn.async_ops.get(async_id)
+    else:
+        work = next((w for w in conn.async_ops.values() if w.msg_id == msg_id), None)
+    if work is None:
+        return
+    if work.session is not None and work.session.session_id != session_id:
+        return  # 3.3.5.16: only the session that sent the request may cancel it
+    work.cancel()

@@ -176,6 +176,7 @@ def _body(flags: int, token: bytes) -> bytes:
 def close_session(server, session: Session) -> None:
     """Close every tree and open of a session and forget it (LOGOFF, disconnect)."""
     from .tree_connect import close_tree
+    session.connection.cancel_async(lambda work: work.session is session)
     for tree in list(session.trees.values()):
         close_tree(server, tree)
     session.state = EXPIRED
