@@ -26,6 +26,8 @@ log = logging.getLogger("ksmbd.loop")
 _FRAME_HEADER = struct.Struct(">I")
 MAX_PENDING_OUTPUT = 8 * 1024 * 1024
 SCRATCH_SIZE = 64 * 1024
+POOL_MAX = 4  # large receive buffers kept for reuse, shared by all connections
+POOL_IDLE_SECONDS = 10.0  # an unused pool is given back to the allocator after this
 FRAME_SLACK = 64 * 1024  # headers, compounds and contexts around a max-size payload
 
 
@@ -41,8 +43,8 @@ class _Client:
         self.scratch = bytearray(SCRATCH_SIZE)
         self.scratch_view = memoryview(self.scratch)
         self.have = 0  # bytes buffered in scratch
-        self.frame: bytearray | None = None  # a large frame being received into its own buffer
-        self.frame_view: memoryview | None = None
+        self.frame: bytearray | None = None  # a large frame's buffer (from the shared pool)
+        self.frame_view: memoryview | None = None  # the frame's part of that buffer
         self.got = 0
         self.out: list = []
         self.out_bytes = 0
@@ -57,6 +59,8 @@ class Loop:
         self.clients: dict[int, _Client] = {}
         self.running = True
         self.reload_requested = False
+        self.pool: list[bytearray] = []
+        self.pool_used = time.monotonic()
         self._bind(addresses, port)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -116,6 +120,7 @@ class Loop:
                         self._read(client)
                     if events & selectors.EVENT_WRITE and client.fileno in self.clients:
                         self._flush(client)
+            self._trim_pool(time.monotonic())
             pending = self.state.flush_pending
             if pending:
                 # Output queued outside a connection's own read path (an async completion
@@ -177,13 +182,15 @@ class Loop:
             return
         if client.frame is not None:
             client.got += n
-            if client.got < len(client.frame):
+            view = client.frame_view
+            if client.got < len(view):
                 return
-            frame = client.frame
+            buf = client.frame
             client.frame = client.frame_view = None
-            if not self._dispatch(client, memoryview(frame)):
-                return
-            self._flush(client)
+            alive = self._dispatch(client, view)
+            self._give_back(buf, view)
+            if alive:
+                self._flush(client)
             return
         client.have += n
         scratch = client.scratch
@@ -203,10 +210,11 @@ class Loop:
                     # Too big for the scratch space (or not at its start): own buffer.
                     part = client.have - start - 4
                     if length > len(scratch) - 4:
-                        frame = bytearray(length)
-                        frame[:part] = scratch[start + 4:client.have]
-                        client.frame = frame
-                        client.frame_view = memoryview(frame)
+                        buf = self._take_buffer(length)
+                        view = memoryview(buf)[:length]
+                        view[:part] = scratch[start + 4:client.have]
+                        client.frame = buf
+                        client.frame_view = view
                         client.got = part
                         client.have = 0
                         return
@@ -219,6 +227,34 @@ class Loop:
             scratch[:rest] = scratch[start:client.have]
             client.have = rest
         self._flush(client)
+
+    def _take_buffer(self, length: int) -> bytearray:
+        """A buffer of at least `length` bytes for one large frame: reused from the pool
+        (pages already mapped) or new."""
+        self.pool_used = time.monotonic()
+        pool = self.pool
+        for i, buf in enumerate(pool):
+            if len(buf) >= length:
+                return pool.pop(i)
+        return bytearray(max(length, self.max_frame) if length > SCRATCH_SIZE else length)
+
+    def _give_back(self, buf: bytearray, view: memoryview) -> None:
+        """Return a frame buffer to the pool, unless something still holds a view of it."""
+        view.release()
+        if len(self.pool) >= POOL_MAX or len(buf) < self.max_frame:
+            return
+        try:
+            # A resize fails while any view of the buffer is alive (a handler kept a slice):
+            # then the buffer is not reused, the garbage collector gets it.
+            buf.append(0)
+        except BufferError:
+            return
+        del buf[-1]
+        self.pool.append(buf)
+
+    def _trim_pool(self, now: float) -> None:
+        if self.pool and now - self.pool_used > POOL_IDLE_SECONDS:
+            self.pool.clear()
 
     def _dispatch(self, client: _Client, frame: memoryview) -> bool:
         """Hand one frame to the protocol core; False if the connection was closed."""
