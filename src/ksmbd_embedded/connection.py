@@ -252,6 +252,10 @@ class Connection:
         h.pack_response_header(buf, 0, command, status, granted, rflags, msg_id, tree_or_async,
                                session.session_id if session is not None else session_id,
                                charge)
+        sign = (not interim and session is not None and session.signer is not None
+                and enc_session is None
+                and (req.sign_response or session.signing_required
+                     or bool(flags & h.FLAGS_SIGNED)))
         tail = None  # a READ payload still on disk (FileRange), always the last part
         if isinstance(body, (list, tuple)):
             for part in body:
@@ -261,10 +265,11 @@ class Connection:
                     buf += part
         else:
             buf += body
-        sign = (not interim and session is not None and session.signer is not None
-                and enc_session is None
-                and (req.sign_response or session.signing_required
-                     or bool(flags & h.FLAGS_SIGNED)))
+        if tail is not None and (sign or enc_session is not None or not (first and last)):
+            # The MAC, the cipher or the compound needs the bytes: read them once, straight
+            # into their place in the response.
+            buf = tail.read_after(buf)
+            tail = None
         if req.on_response is not None:
             req.on_response(buf)  # e.g. the 3.1.1 pre-auth hash over NEGOTIATE/SESSION_SETUP
         return buf, session, sign, tail
@@ -374,9 +379,6 @@ class Connection:
     def _send_responses(self, responses: list, enc_session: Session | None) -> None:
         if len(responses) == 1:
             buf, session, sign, tail = responses[0]
-            if tail is not None and (sign or enc_session is not None):
-                buf += tail.read()  # the MAC or cipher needs the bytes
-                tail = None
             if sign:
                 session.signer.sign(buf)
             if enc_session is not None:
@@ -393,9 +395,7 @@ class Connection:
                 self.bytes_out += total + 4
             return
         last = len(responses) - 1
-        for i, (buf, session, sign, tail) in enumerate(responses):
-            if tail is not None:
-                buf += tail.read()
+        for i, (buf, session, sign, _) in enumerate(responses):
             if i != last:
                 pad = -len(buf) % 8
                 if pad:

@@ -35,6 +35,24 @@ class FileRange:
             got += len(chunk)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
+    def read_after(self, head: bytes | bytearray) -> bytearray:
+        """A new buffer: `head` followed by the range, read by the kernel straight into it
+        (no intermediate bytes object); zeros stand in if the file shrank."""
+        start = len(head)
+        buf = bytearray(start + self.length)
+        buf[:start] = head
+        view = memoryview(buf)
+        got = 0
+        try:
+            while got < self.length:
+                n = os.preadv(self.fd, [view[start + got:]], self.offset + got)
+                if n <= 0:
+                    break  # the rest stays zero
+                got += n
+        finally:
+            view.release()
+        return buf
+
     def pin(self) -> None:
         if not self.pinned:
             self.fd = os.dup(self.fd)

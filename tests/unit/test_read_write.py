@@ -433,3 +433,20 @@ def test_pipe_read_and_write_are_delegated(env):
     assert status == STATUS_SUCCESS and u32(body, 4) == 7 and op.pipe.written == b"request"
     status, body = call(handle_read, env.request(h.READ, read_body(op, 100)))
     assert status == STATUS_SUCCESS and body[16:] == b"reply"
+
+
+def test_file_range_read_after_places_data_behind_the_head(tmp_path):
+    import os as _os
+    from ksmbd_embedded.file_range import FileRange
+    path = tmp_path / "f.bin"
+    data = _os.urandom(100_000)
+    path.write_bytes(data)
+    fd = _os.open(path, _os.O_RDONLY)
+    try:
+        out = FileRange(fd, 10, 50_000).read_after(b"HEAD")
+        assert bytes(out) == b"HEAD" + data[10:50_010]
+        # past the end of the file the rest is zeros, the length is what was promised
+        out = FileRange(fd, 99_990, 20).read_after(b"")
+        assert bytes(out) == data[99_990:] + bytes(10)
+    finally:
+        _os.close(fd)
