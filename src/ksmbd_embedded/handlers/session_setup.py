@@ -9,9 +9,6 @@ from typing import TYPE_CHECKING
 from .. import header as h
 from ..auth.ntlm import NtlmAcceptor, NtlmError
 from ..auth.spnego import SpnegoAcceptor, SpnegoError
-from ..crypto.encryption import Cipher
-from ..crypto.kdf import derive_keys
-from ..crypto.signing import Signer
 from ..session import EXPIRED, VALID, Session
 from ..status import (
     STATUS_ACCESS_DENIED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER,
@@ -142,6 +139,11 @@ def handle_session_setup(req: Request):
 
 def _derive_session_keys(req: Request, session: Session, gss_key: bytes | None) -> None:
     """Session.SessionKey and the signing/encryption keys (3.3.5.5.3, 3.1.4.2)."""
+    # Imported on the first logon, not at start: an idle server does not map the cipher
+    # library (several MB of PSS on a router).
+    from ..crypto.encryption import Cipher
+    from ..crypto.kdf import derive_keys
+    from ..crypto.signing import Signer
     conn = req.conn
     key = (gss_key or b"")[:16].ljust(16, b"\x00")
     session.session_key = key
