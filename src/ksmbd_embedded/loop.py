@@ -35,7 +35,7 @@ class _Client:
     """Socket-side state of one connection: receive buffer and unsent output."""
 
     __slots__ = ("sock", "conn", "scratch", "scratch_view", "have", "frame", "frame_view", "got",
-                 "out", "out_bytes", "fileno")
+                 "out", "out_bytes", "fileno", "events")
 
     def __init__(self, sock: socket.socket, conn: Connection) -> None:
         self.sock = sock
@@ -49,6 +49,7 @@ class _Client:
         self.out: list = []
         self.out_bytes = 0
         self.fileno = sock.fileno()
+        self.events = selectors.EVENT_READ  # what the selector watches now
 
 
 class Loop:
@@ -59,6 +60,7 @@ class Loop:
         self.clients: dict[int, _Client] = {}
         self.running = True
         self.reload_requested = False
+        self.max_frame = self._compute_max_frame()
         self.pool: list[bytearray] = []
         self.pool_used = time.monotonic()
         self._bind(addresses, port)
@@ -67,8 +69,7 @@ class Loop:
         self._wake_w.setblocking(False)
         self.sel.register(self._wake_r, selectors.EVENT_READ, "wake")
 
-    @property
-    def max_frame(self) -> int:
+    def _compute_max_frame(self) -> int:
         cfg = self.state.config
         return max(cfg.max_write, cfg.max_trans, cfg.max_read) + FRAME_SLACK
 
@@ -135,6 +136,7 @@ class Loop:
                 self.reload_requested = False
                 try:
                     self.state.reload()
+                    self.max_frame = self._compute_max_frame()
                 except Exception as exc:  # a bad new config keeps the old one running
                     log.error("reload failed, keeping the running configuration: %s", exc)
         self.shutdown()
@@ -319,6 +321,7 @@ class Loop:
         self._update_interest(client)
 
     def _update_interest(self, client: _Client) -> None:
+        self.state.flush_pending.discard(client.conn)
         if client.fileno not in self.clients:
             return
         want_read = client.out_bytes < MAX_PENDING_OUTPUT
@@ -326,7 +329,9 @@ class Loop:
             (selectors.EVENT_WRITE if client.out else 0)
         if not events:
             events = selectors.EVENT_READ
-        self.sel.modify(client.sock, events, client)
+        if events != client.events:  # epoll_ctl only when the interest really changes
+            client.events = events
+            self.sel.modify(client.sock, events, client)
 
     def _drop(self, client: _Client, reason: str) -> None:
         if self.clients.pop(client.fileno, None) is None:
