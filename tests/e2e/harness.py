@@ -88,7 +88,9 @@ def start_server(tmp: Path, config_text: str | None = None, extra_globals: str =
             }
         config_text = DEFAULT_GLOBALS + extra_globals
         for name, opts in shares.items():
-            path = tmp / "shares" / name
+            opts = dict(opts)
+            explicit = opts.pop("path", None)  # a given directory (e.g. a mounted file system)
+            path = Path(explicit) if explicit is not None else tmp / "shares" / name
             path.mkdir(parents=True, exist_ok=True)
             share_paths[name] = path
             config_text += share_block(name, path, **opts)

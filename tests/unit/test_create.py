@@ -513,9 +513,12 @@ def test_veto_and_hidden(tmp_path):
     assert c.attributes & FILE_ATTRIBUTE_HIDDEN
 
 
-def test_ipc_share_has_no_pipes_yet(env):
+def test_ipc_share_serves_only_known_pipes(env):
     ipc = TreeConnect(9, env.session, None, True, False, "")
     req = env.request(h.CREATE, create_body("srvsvc"))
+    req.tree = ipc
+    assert call(handle_create, req)[0] == STATUS_SUCCESS
+    req = env.request(h.CREATE, create_body("lsarpc"))  # not served (yet)
     req.tree = ipc
     assert call(handle_create, req)[0] == STATUS_OBJECT_NAME_NOT_FOUND
 

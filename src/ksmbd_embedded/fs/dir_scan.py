@@ -29,6 +29,7 @@ import os
 import re
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from . import deferred_size
 from .dir_info import compile_pattern
 from .dos_attrs import FileMeta, read_meta
 from .share_paths import hides_dot_files, is_inside, veto_matcher
@@ -50,7 +51,7 @@ class DirScan:
     """One enumeration of a directory Open: pattern, position, and one entry of pushback."""
 
     __slots__ = ("path", "is_root", "fd", "root", "hide_dot", "pattern", "first", "returned",
-                 "_veto", "_match", "_stage", "_it", "_pending")
+                 "_veto", "_match", "_stage", "_it", "_pending", "server", "_dev")
 
     def __init__(self, path: str, is_root: bool, fd: int, root: str, share: Any, pattern: str,
                  first: bool = True) -> None:
@@ -71,13 +72,19 @@ class DirScan:
         self._stage = _DOT
         self._it: Iterator[os.DirEntry] | None = None
         self._pending: Entry | None = None
+        # The server whose deferred end-of-file sizes (fs/deferred_size.py) the entries report;
+        # None when unknown (then sizes are the disk's).
+        self.server: Any = None
+        self._dev: int | None = None  # st_dev of the directory, looked up when needed
         self._open_iterator()
 
     @classmethod
     def for_open(cls, op: Open, pattern: str, first: bool = True) -> DirScan:
         """A scan of `op`'s directory (the share root has the name "")."""
         tree = op.tree
-        return cls(op.path, not op.name, op.fd, tree.root, tree.share, pattern, first)
+        scan = cls(op.path, not op.name, op.fd, tree.root, tree.share, pattern, first)
+        scan.server = getattr(getattr(op.session, "connection", None), "server", None)
+        return scan
 
     def restart(self, pattern: str, first: bool) -> None:
         """Start over from "." with `pattern` (MS-SMB2 3.3.5.18 RESTART_SCANS / REOPEN)."""
@@ -146,9 +153,24 @@ class DirScan:
                 meta = read_meta(path, None, hide_dot, name)
             except OSError:
                 continue  # gone since it was listed, a dangling symlink, a loop...
+            if self.server is not None and not meta.is_dir:
+                sizes = deferred_size.table(self.server)
+                if sizes is not None:
+                    self._deferred(sizes, meta)
             return name, meta
         self.close()
         return None
+
+    def _deferred(self, sizes, meta: FileMeta) -> None:
+        """A file whose end of file is deferred reports it (files of one directory share its
+        st_dev: mount points are directories)."""
+        dev = self._dev
+        if dev is None:
+            try:
+                dev = self._dev = os.stat(self.path).st_dev
+            except OSError:
+                return
+        deferred_size.adjust_meta(sizes, (dev, meta.file_id), meta)
 
     @staticmethod
     def _dot_meta(target) -> FileMeta | None:

@@ -6,10 +6,11 @@ a native ``long``), and ``/proc/self/mountinfo`` names it when ctypes is unavail
 magic is FUSE (whose driver only mountinfo tells: ``fuseblk`` with ntfs-3g as source/subtype).
 
 `FsCaps.sparse` is True only where truncating upwards makes a hole rather than writing zeros
-(ext2/3/4, btrfs, xfs, f2fs, tmpfs, ntfs3, ntfs-3g); FileFsAttributeInformation reports
-FILE_SUPPORTS_SPARSE_FILES from it. `FsCaps.zero_fill_extend` marks FAT-like file systems
-where extending the end of file writes zeros on the caller's time (vfat, exFAT before Linux
-6.8, unknown FUSE), for the deferred end-of-file strategy a later change brings;
+(ext2/3/4, btrfs, xfs, f2fs, tmpfs, ntfs3, ntfs-3g); FILE_SUPPORTS_SPARSE_FILES is to be
+reported from it once FSCTL_SET_SPARSE exists (query_info.fs_attributes).
+`FsCaps.zero_fill_extend` marks FAT-like file systems where extending the end of file writes
+zeros on the caller's time (vfat, exFAT before Linux 6.8, any FUSE driver but ntfs-3g:
+exfat-fuse shows as plain fuseblk): there SET_INFO defers extensions (fs/deferred_size.py);
 `FsCaps.hard_links` is False on FAT-like file systems (FileLinkInformation and
 FILE_SUPPORTS_HARD_LINKS look at it).
 
@@ -18,8 +19,6 @@ Results are cached per root path; `forget()` drops the cache (config reload, tes
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 from dataclasses import dataclass
 
@@ -86,8 +85,12 @@ def forget() -> None:
 
 
 def probe(path: str) -> FsCaps:
-    magic = statfs_type(path)
-    mount = mount_for(path)
+    return classify(statfs_type(path), mount_for(path), os.uname().release)
+
+
+def classify(magic: int | None, mount: tuple[str, str, frozenset[str]] | None,
+             kernel_release: str) -> FsCaps:
+    """FsCaps from a statfs magic, a `mount_for` result and the kernel release (uname -r)."""
     fs_type = _MAGIC_NAMES.get(magic, "unknown") if magic is not None else "unknown"
     read_only = False
     if mount is not None:
@@ -97,8 +100,10 @@ def probe(path: str) -> FsCaps:
         if fs_type in ("unknown", "fuse", "ext4"):
             fs_type = _fuse_driver(mtype, source) if mtype.startswith("fuse") else mtype
     sparse = fs_type in _SPARSE_TYPES
+    # exFAT keeps a valid data length since Linux 6.8; an unreadable release counts as older.
+    # Any other FUSE driver (exfat-fuse shows as plain fuseblk) may zero-fill: assume it does.
     zero_fill = (fs_type in _FAT_TYPES
-                 or (fs_type == "exfat" and _kernel_at_least(6, 8) is False)
+                 or (fs_type == "exfat" and _release_at_least(kernel_release, 6, 8) is not True)
                  or fs_type.startswith("fuse"))
     hard_links = not (fs_type in _FAT_TYPES or fs_type == "exfat" or fs_type.startswith("fuse"))
     return FsCaps(fs_type, sparse, zero_fill, hard_links, read_only)
@@ -111,11 +116,15 @@ def _fuse_driver(mtype: str, source: str) -> str:
     return mtype
 
 
-def _kernel_at_least(major: int, minor: int) -> bool | None:
+def _release_at_least(release: str, major: int, minor: int) -> bool | None:
     try:
-        parts = os.uname().release.split(".")
-        return (int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)) \
-            >= (major, minor)
+        parts = release.split(".")
+        digits = ""
+        for c in parts[1]:
+            if not c.isdigit():
+                break
+            digits += c
+        return (int(parts[0]), int(digits or 0)) >= (major, minor)
     except (ValueError, IndexError):
         return None
 
@@ -130,8 +139,11 @@ def _load_libc():
     global _libc, _libc_loaded
     if not _libc_loaded:
         _libc_loaded = True
+        import ctypes  # only when a share is first probed
         try:
-            lib = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+            # The process's own symbols include libc's statfs (glibc and musl alike); no
+            # find_library, which may run ldconfig or a compiler.
+            lib = ctypes.CDLL(None, use_errno=True)
             lib.statfs.argtypes = (ctypes.c_char_p, ctypes.c_void_p)
             lib.statfs.restype = ctypes.c_int
             _libc = lib
@@ -145,6 +157,7 @@ def statfs_type(path: str) -> int | None:
     libc = _load_libc()
     if libc is None:
         return None
+    import ctypes
     buf = ctypes.create_string_buffer(512)  # larger than struct statfs(64) on any ABI
     if libc.statfs(os.fsencode(path), buf) != 0:
         return None

@@ -22,6 +22,8 @@ every open of it, across sessions and connections.
   checking that the path still names the same (st_dev, st_ino), so a file that replaced it is
   never removed. Failures (a directory that became non-empty...) are logged, not answered:
   CLOSE itself succeeds. The state of a file is forgotten at its last close.
+* The last close also writes a deferred end of file to disk (fs/deferred_size.py: FAT-like
+  file systems), or forgets it when the file is about to be deleted.
 
 The state lives in a dict per ServerState (weakly keyed), never in a process-wide table, so
 several servers (tests) do not see each other's files.
@@ -43,6 +45,7 @@ from ..status import (
 from ..tree import (
     DELETE, FILE_APPEND_DATA, FILE_EXECUTE, FILE_READ_DATA, FILE_WRITE_DATA,
 )
+from . import deferred_size
 from .dos_attrs import FILE_ATTRIBUTE_READONLY
 
 if TYPE_CHECKING:
@@ -163,6 +166,11 @@ def close_open(server: Any, op: Open) -> None:
     key = op.file_key
     if key is not None and op.delete_on_close:
         set_delete_pending(server, key, True)  # MS-FSA 2.1.5.4: DeleteOnClose at cleanup
+    if key is not None and op.fd >= 0 and deferred_size.table(server) is not None:
+        peers = server.opens.others(key)
+        if not peers or (len(peers) == 1 and peers[0] is op):
+            # the last close: a deferred end of file reaches the disk now
+            deferred_size.last_close(server, op, is_delete_pending(server, key))
     server.opens.remove(op)
     if key is None or server.opens.others(key):
         return

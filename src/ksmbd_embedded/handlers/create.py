@@ -10,8 +10,8 @@ The path through CREATE:
   5. the Open into the server's open table, and the response with its contexts.
 
 Choices worth knowing:
-  * IPC$: named pipes come in a later issue; CREATE there answers STATUS_OBJECT_NAME_NOT_FOUND
-    so that clients fall back (smbclient, Windows Explorer's srvsvc probe).
+  * IPC$: the named pipes srvsvc and wkssvc (rpc/pipe.py, DCE/RPC); other names answer
+    STATUS_OBJECT_NAME_NOT_FOUND.
   * No oplocks, leases or durable handles yet: OplockLevel 0, no DHnQ/DH2Q/RqLs answers.
   * Only regular files and directories are served; a FIFO, socket or device node in a share
     is STATUS_ACCESS_DENIED (opening a FIFO could block the event loop).
@@ -35,7 +35,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from .. import header as h
-from ..fs import share_modes
+from ..fs import deferred_size, share_modes
 from ..fs.dos_attrs import (
     FILE_ATTRIBUTE_ARCHIVE, FILE_ATTRIBUTE_HIDDEN, FILE_ATTRIBUTE_READONLY,
     FILE_ATTRIBUTE_SYSTEM, FILE_ATTRIBUTE_TEMPORARY, STORED_ATTRIBUTES_MASK, FileMeta,
@@ -204,12 +204,12 @@ MAX_OPENS_PER_SESSION = 16384
 
 def handle_create(req: Request):
     tree = req.tree
-    if tree.is_ipc:
-        raise SmbError(STATUS_OBJECT_NAME_NOT_FOUND)  # named pipes: a later issue
     if sum(t.open_count for t in req.session.trees.values()) >= MAX_OPENS_PER_SESSION:
         raise SmbError(STATUS_TOO_MANY_OPENED_FILES)
     (_, _, _, impersonation, _, _, desired, attributes, share_access, disposition, options,
      name_off, name_len, ctx_off, ctx_len) = _CREATE_REQUEST.unpack_from(req.view, h.HEADER_SIZE)
+    if tree.is_ipc:
+        return _create_pipe(req, desired, share_access, options, name_off, name_len)
 
     # 1. parameters (MS-SMB2 3.3.5.9, MS-FSA 2.1.5.1 parameter validation)
     if impersonation > IMPERSONATION_DELEGATE:
@@ -314,6 +314,41 @@ def handle_create(req: Request):
     return STATUS_SUCCESS, [_CREATE_RESPONSE.pack(*fields, _CONTEXTS_OFFSET, len(ctx)), ctx]
 
 
+FILE_ATTRIBUTE_NORMAL = 0x00000080
+_PIPE_ALLOCATION_SIZE = 4096  # what Windows reports for a named pipe
+
+
+def _create_pipe(req: Request, desired: int, share_access: int, options: int, name_off: int,
+                 name_len: int):
+    """IPC$: open the named pipe `srvsvc` or `wkssvc` (any case, leading backslash and a
+    `PIPE\\` prefix tolerated), backed by an RpcPipe; any other name does not exist."""
+    from ..rpc import pipe_name
+    from ..rpc.pipe import RpcPipe
+    if name_len and name_off < _NAME_MIN_OFFSET:
+        raise SmbError(STATUS_INVALID_PARAMETER)
+    try:
+        name = bytes(req.data(name_off, name_len)).decode("utf-16-le")
+    except UnicodeDecodeError:
+        raise SmbError(STATUS_OBJECT_NAME_INVALID) from None
+    key = pipe_name(name)
+    if key is None:
+        raise SmbError(STATUS_OBJECT_NAME_NOT_FOUND)
+    if desired & ACCESS_SYSTEM_SECURITY:
+        raise SmbError(STATUS_PRIVILEGE_NOT_HELD)
+    access = map_generic(desired)
+    if access & MAXIMUM_ALLOWED:
+        access = (access & ~MAXIMUM_ALLOWED) | req.tree.maximal_access
+    op = Open(req.session, req.tree, -1, "", key, False, access, share_access, options)
+    op.pipe = RpcPipe(key, req.server, req.session)
+    op.create_action = FILE_OPENED
+    req.server.opens.add(op)
+    req.set_open(op)
+    log.debug("CREATE pipe %r -> fid %x", name, op.volatile_id)
+    return STATUS_SUCCESS, _CREATE_RESPONSE.pack(
+        89, 0, 0, FILE_OPENED, 0, 0, 0, 0, _PIPE_ALLOCATION_SIZE, 0, FILE_ATTRIBUTE_NORMAL, 0,
+        op.persistent_id, op.volatile_id, 0, 0)
+
+
 def _maximal_for(op: Open, maximal: int, meta: FileMeta) -> int:
     """MxAc: the tree's maximal access minus what the file itself forbids."""
     if not maximal & _READ_ONLY_FORBIDS or op.is_dir:
@@ -366,6 +401,7 @@ def _open_existing(req: Request, path: str, name: str, st: os.stat_result, acces
         if _stat.S_ISDIR(fst.st_mode) != is_dir:
             raise SmbError(STATUS_ACCESS_DENIED)  # swapped under us
         meta = read_meta(fd, fst, hides_dot_files(tree.share), split_name(name)[1])
+        deferred_size.adjust_meta(deferred_size.table(server), key, meta)
         attrs = meta.attributes
         if attrs & FILE_ATTRIBUTE_READONLY and not is_dir:
             # MS-FSA 2.1.5.1.2.1: a read-only file refuses data writes and deletion
@@ -394,6 +430,7 @@ def _open_existing(req: Request, path: str, name: str, st: os.stat_result, acces
                 fst = os.fstat(fd)
             except OSError as exc:
                 raise _os_error(exc, "overwrite") from None
+            deferred_size.forget(server, key)  # a deferred end of file goes with the data
             # MS-FSA 2.1.5.1.2.1: the attributes become the request's, plus ARCHIVE
             _store_attributes(fd, (attributes & STORED_ATTRIBUTES_MASK)
                               | FILE_ATTRIBUTE_ARCHIVE, None)
@@ -533,12 +570,13 @@ def handle_close(req: Request):
     _, flags, _, persistent, volatile = _CLOSE_REQUEST.unpack_from(req.view, h.HEADER_SIZE)
     op = req.open_for(persistent, volatile)
     body = _CLOSE_EMPTY
-    # (Deferred work on close, e.g. a FAT/exFAT size or timestamp fix-up, goes here, before
-    # the attributes are read and the descriptor is closed.)
+    # A deferred end of file (FAT-like file systems) reaches the disk in close_open, on the
+    # last close; the attributes report it already.
     if flags & CLOSE_FLAG_POSTQUERY_ATTRIB and op.fd >= 0:
         try:
             meta = read_meta(op.fd, None, hides_dot_files(op.tree.share),
                              split_name(op.name)[1])
+            deferred_size.adjust_meta(deferred_size.table(req.server), op.file_key, meta)
             body = _CLOSE_RESPONSE.pack(60, CLOSE_FLAG_POSTQUERY_ATTRIB, 0, meta.creation_time,
                                         meta.last_access_time, meta.last_write_time,
                                         meta.change_time, meta.allocation_size,

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING
 
 from .. import header as h
 from ..fs import file_info as fi
+from ..fs import deferred_size
 from ..fs import fs_info as fsi
 from ..fs.dos_attrs import FileMeta, read_meta
 from ..fs.errno_status import status_from_oserror
@@ -279,6 +280,8 @@ def file_meta(req: Request, op: Open) -> FileMeta:
                          name=split_name(op.name)[1] or None)
     except OSError as exc:
         raise SmbError(status_from_oserror(exc)) from None
+    # a deferred end of file (FAT-like file systems, fs/deferred_size.py) is the file's size
+    deferred_size.adjust_meta(deferred_size.table(req.server), op.file_key, meta)
     if is_delete_pending(req.server, op.file_key):
         meta.delete_pending = True
         if meta.nlink:

@@ -9,6 +9,10 @@ FILE_APPEND_DATA alone (then only at or past the end of file); FLUSH needs eithe
 Offsets follow what Windows answers (smbtorture smb2.read, smb2.rw.invalid): see the limits
 below. Every read and write moves Open.position (FilePositionInformation).
 
+On FAT-like file systems a file may have a deferred end of file (fs/deferred_size.py): READ
+serves zeros between the data on disk and it, WRITE past the data forgets it once the disk
+catches up, FLUSH writes it to disk.
+
 Named pipes (IPC$ opens, `op.pipe` set) are delegated to the pipe object, which provides
 `read(length) -> (status, bytes-like)` and `write(data: memoryview) -> int`.
 """
@@ -20,6 +24,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from .. import header as h
+from ..fs import deferred_size
 from ..fs.errno_status import oserror_to_status
 from ..file_range import FileRange
 from ..status import (
@@ -114,6 +119,8 @@ def handle_flush(req: Request):
     if op.pipe is not None:
         return STATUS_SUCCESS, _FLUSH_RSP  # pipe writes are never buffered here
     try:
+        if deferred_size.table(req.server) is not None:
+            deferred_size.materialize(req.server, op)  # a deferred end of file reaches disk
         os.fsync(op.fd)
     except OSError as exc:
         raise SmbError(oserror_to_status(exc, "FLUSH")) from None
@@ -150,6 +157,9 @@ def handle_read(req: Request):
         size = os.fstat(op.fd).st_size
     except OSError as exc:
         raise SmbError(oserror_to_status(exc, "READ")) from None
+    # A deferred end of file (fs/deferred_size.py) counts: the FileRange reads zeros past the
+    # data on disk (sendfile stops there and the loop pads; read()/read_after() pad too).
+    size = deferred_size.effective_size(req.server, op.file_key, size)
     n = min(length, size - offset) if offset < size else 0
     # MS-FSA 2.1.5.3: at or past the end of file -> STATUS_END_OF_FILE; MS-SMB2 3.3.5.12:
     # fewer than MinimumCount bytes -> STATUS_END_OF_FILE.
@@ -202,13 +212,14 @@ def handle_write(req: Request):
         raise SmbError(STATUS_INVALID_PARAMETER)
     if length == 0:
         return STATUS_SUCCESS, _WRITE_RSP.pack(17, 0, 0, 0, 0, 0)
+    server = req.server
     try:
         if offset == WRITE_TO_END_OF_FILE:
-            offset = os.fstat(fd).st_size
+            offset = deferred_size.effective_size(server, op.file_key, os.fstat(fd).st_size)
         if offset + length > _MAX_WRITE_END:
             raise SmbError(STATUS_INVALID_PARAMETER)
         if append_only:
-            _check_append_only(fd, offset)
+            _check_append_only(server, op, offset)
         written = 0
         while written < length:
             # A short pwrite (a signal, a nearly full disk) is continued; ENOSPC then raises.
@@ -219,18 +230,20 @@ def handle_write(req: Request):
     except OSError as exc:
         raise SmbError(oserror_to_status(exc, "WRITE")) from None
     op.position = offset + length
+    if deferred_size.table(server) is not None:
+        deferred_size.written(server, op.file_key, offset + length)
     req.session.bytes_written += length
-    req.server.bytes_written += length
+    server.bytes_written += length
     return STATUS_SUCCESS, _WRITE_RSP.pack(17, 0, length, 0, 0, 0)
 
 
-def _check_append_only(fd: int, offset: int) -> None:
+def _check_append_only(server, op, offset: int) -> None:
     """3.3.5.13: without FILE_WRITE_DATA, bytes already in the file may not be rewritten.
 
     The spec's second rule (extending needs FILE_APPEND_DATA) is a SHOULD that Windows does not
     apply: FILE_WRITE_DATA alone writes anywhere, and clients (impacket) rely on it.
     """
-    if offset < os.fstat(fd).st_size:
+    if offset < deferred_size.effective_size(server, op.file_key, os.fstat(op.fd).st_size):
         raise SmbError(STATUS_ACCESS_DENIED)
 
 

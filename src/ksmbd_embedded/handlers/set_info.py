@@ -16,6 +16,8 @@ Decisions
   set (the kernel owns ctime) and is ignored. Attributes and CreationTime go to the
   user.DOSATTRIB xattr; where the file system has no xattrs, READONLY falls back to the owner
   write bit (vfat keeps that as its read-only flag).
+* FileEndOfFileInformation: ftruncate, except that growing a file on a file system where
+  that writes zeros (vfat, exFAT before Linux 6.8, FUSE) is deferred: fs/deferred_size.py.
 * FileAllocationInformation truncates only when the allocation is below the end of file and
   otherwise does nothing: no posix_fallocate (glibc writes zeros, musl fails).
 * Disposition: DELETE access; READONLY -> STATUS_CANNOT_DELETE (unless the Ex flag
@@ -59,6 +61,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from .. import header as h
+from ..fs import deferred_size
 from ..fs import file_info as fi
 from ..fs.dos_attrs import (
     BASIC_SETTABLE_ATTRIBUTES, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_READONLY,
@@ -203,7 +206,8 @@ def _set_end_of_file(req: Request, op: Open, buf) -> None:
     if op.is_dir:
         raise SmbError(STATUS_INVALID_PARAMETER)
     try:
-        os.ftruncate(op.fd, eof)
+        # a plain ftruncate, except growing on FAT-like file systems: deferred (no zero-fill)
+        deferred_size.set_end_of_file(req.server, op, eof)
     except OSError as exc:
         raise _os_error(exc) from None
 
@@ -214,8 +218,7 @@ def _set_allocation(req: Request, op: Open, buf) -> None:
     if op.is_dir:
         raise SmbError(STATUS_INVALID_PARAMETER)
     try:
-        if size < os.fstat(op.fd).st_size:
-            os.ftruncate(op.fd, size)
+        deferred_size.set_allocation(req.server, op, size)
     except OSError as exc:
         raise _os_error(exc) from None
 
@@ -349,6 +352,7 @@ def _set_rename(req: Request, op: Open, buf) -> None:
     if st is not None and (st.st_dev, st.st_ino) != op.file_key:
         _check_replace(req, path, st, replace)
         replaced = path
+        deferred_size.forget(req.server, (st.st_dev, st.st_ino))
     # else: no target, or the source itself (a case-only rename): take the new spelling
     if exact == op.path:
         return  # renamed onto itself
