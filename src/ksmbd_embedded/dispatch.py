@@ -7,7 +7,7 @@ bytes-like object or a list of them (payloads stay separate buffers), or raises 
 """
 
 from .handlers import (
-    create, echo, negotiate, query_directory, query_info, read_write, session_setup,
+    create, echo, lock, negotiate, query_directory, query_info, read_write, session_setup,
     set_info, tree_connect,
 )
 from .handlers import ioctl as ioctl_handler
@@ -26,7 +26,7 @@ COMMANDS = (
     (read_write.handle_flush, 24, True, True),                  # 0x07 FLUSH
     (read_write.handle_read, 49, True, True),                   # 0x08 READ
     (read_write.handle_write, 49, True, True),                  # 0x09 WRITE
-    (None, 48, True, True),                                     # 0x0A LOCK (issue 4)
+    (lock.handle_lock, 48, True, True),                         # 0x0A LOCK
     (ioctl_handler.handle_ioctl, 57, True, True),               # 0x0B IOCTL
     (None, 4, True, False),                                     # 0x0C CANCEL (connection.py)
     (echo.handle_echo, 4, False, False),                        # 0x0D ECHO

@@ -171,6 +171,9 @@ def close_open(server: Any, op: Open) -> None:
         if not peers or (len(peers) == 1 and peers[0] is op):
             # the last close: a deferred end of file reaches the disk now
             deferred_size.last_close(server, op, is_delete_pending(server, key))
+    if key is not None:
+        from . import byte_locks
+        byte_locks.release_open(server, op)  # its locks go; waiters on them may now proceed
     server.opens.remove(op)
     if key is None or server.opens.others(key):
         return

@@ -24,9 +24,9 @@ import struct
 from typing import TYPE_CHECKING
 
 from .. import header as h
-from ..fs import deferred_size
-from ..fs.errno_status import oserror_to_status
 from ..file_range import FileRange
+from ..fs import byte_locks, deferred_size
+from ..fs.errno_status import oserror_to_status
 from ..status import (
     STATUS_ACCESS_DENIED, STATUS_BUFFER_OVERFLOW, STATUS_END_OF_FILE,
     STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_PARAMETER, STATUS_SUCCESS, SmbError,
@@ -153,6 +153,8 @@ def handle_read(req: Request):
         if min_count:
             raise SmbError(STATUS_END_OF_FILE)
         return STATUS_SUCCESS, _READ_RSP.pack(17, _READ_DATA_OFFSET, 0, 0, 0, 0)
+    # MS-FSA 2.1.4.10: another open's exclusive lock on the range refuses the read.
+    byte_locks.check_io(req.server, op, offset, length, False)
     try:
         size = os.fstat(op.fd).st_size
     except OSError as exc:
@@ -218,6 +220,8 @@ def handle_write(req: Request):
             offset = deferred_size.effective_size(server, op.file_key, os.fstat(fd).st_size)
         if offset + length > _MAX_WRITE_END:
             raise SmbError(STATUS_INVALID_PARAMETER)
+        # MS-FSA 2.1.4.10: any lock on the range but this open's own exclusive one refuses it.
+        byte_locks.check_io(server, op, offset, length, True)
         if append_only:
             _check_append_only(server, op, offset)
         written = 0

@@ -178,9 +178,9 @@ def _body(flags: int, token: bytes) -> bytes:
 def close_session(server, session: Session) -> None:
     """Close every tree and open of a session and forget it (LOGOFF, disconnect)."""
     from .tree_connect import close_tree
-    session.connection.cancel_async(lambda work: work.session is session)
     for tree in list(session.trees.values()):
         close_tree(server, tree)
+    session.connection.cancel_async(lambda work: work.session is session)
     session.state = EXPIRED
     server.sessions.pop(session.session_id, None)
     session.connection.sessions.pop(session.session_id, None)

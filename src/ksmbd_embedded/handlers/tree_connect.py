@@ -116,9 +116,10 @@ def handle_tree_connect(req: Request):
 def close_tree(server, tree: TreeConnect) -> None:
     """Close every open of a tree connect and forget it."""
     from ..fs.share_modes import close_open
-    tree.session.connection.cancel_async(lambda work: work.tree is tree)
+    # Close the opens first: a lock waiting on one of them is then granted, not cancelled.
     for op in server.opens.for_tree(tree):
         close_open(server, op)
+    tree.session.connection.cancel_async(lambda work: work.tree is tree)
     tree.session.trees.pop(tree.tree_id, None)
 
 

@@ -22,14 +22,12 @@ import logging
 from collections import deque
 from typing import Any
 
-from ..status import STATUS_BUFFER_OVERFLOW, STATUS_SUCCESS
+from ..status import STATUS_PIPE_BUSY, STATUS_PIPE_EMPTY, STATUS_BUFFER_OVERFLOW, STATUS_SUCCESS
 from . import pdu as p
 from .ndr import NdrError
 
 log = logging.getLogger("ksmbd.rpc")
 
-STATUS_PIPE_EMPTY = 0xC00000D9
-STATUS_PIPE_BUSY = 0xC00000AE
 
 MAX_INPUT = 1 << 20  # buffered, unprocessed input per pipe
 MAX_REQUEST_STUB = 256 * 1024  # a reassembled request (ours are tiny)
