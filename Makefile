@@ -11,7 +11,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	touch $@
 
 run: setup
@@ -35,6 +35,11 @@ unit: setup
 
 e2e: setup test-deps
 	$(BIN)/python -m pytest -q tests/e2e tests/conformance
+
+# ksmbd-embedded vs Samba smbd (installed if missing): table, bench/results.json, bench/results.png.
+# BENCH_ARGS e.g. '--smoke', '--rounds 5', '--only read memory'.
+bench: setup test-deps
+	$(BIN)/python scripts/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) run share build .pytest_cache

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -86,8 +87,17 @@ def _serve(args: argparse.Namespace) -> int:
     # Config warnings are left to run_server, which loads (and reloads) the config itself.
     from .server import run_server  # imported late: it pulls in the whole server
 
-    return run_server(config_path=args.config, extra_paths=list(args.config_extra),
-                      pwddb_path=args.pwddb, listen=args.listen or None, port=args.port)
+    # scripts/bench sets KSMBD_EMBEDDED_TRACEMALLOC=1 to measure the Python heap peak.
+    trace = os.environ.get("KSMBD_EMBEDDED_TRACEMALLOC") == "1"
+    if trace:
+        import tracemalloc
+
+        tracemalloc.start()
+    rc = run_server(config_path=args.config, extra_paths=list(args.config_extra),
+                    pwddb_path=args.pwddb, listen=args.listen or None, port=args.port)
+    if trace:
+        print(f"tracemalloc peak {tracemalloc.get_traced_memory()[1]}", file=sys.stderr, flush=True)
+    return rc
 
 
 def _check_config(args: argparse.Namespace) -> int:
