@@ -136,7 +136,7 @@ def test_aes256_key_lengths_and_full_session_key(cipher):
 def test_aes256_cross_check_with_smbprotocol():
     # smbprotocol's own KDF (KBKDFHMAC based) as an independent peer; note it names the
     # keys from the client's side.
-    session = pytest.importorskip("smbprotocol.session")
+    import smbprotocol.session as session
     kdf = session.Session._smb3kdf
     full, preauth = bytes(range(7, 39)), bytes(range(64, 128))
     keys = derive_keys(SMB3_1_1, full, preauth, AES_256_GCM)
