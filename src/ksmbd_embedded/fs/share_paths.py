@@ -189,7 +189,7 @@ def resolve_stat(root: str, name: str,
         except FileNotFoundError:
             st = None
             if case_insensitive:
-                found = _find_case(cur, part)
+                found = find_case(cur, part)
                 if found is not None:
                     path = cur + "/" + found if cur != "/" else "/" + found
                     try:
@@ -232,7 +232,7 @@ def _walk_status(exc: OSError) -> int:
     return status
 
 
-def _find_case(directory: str, part: str) -> str | None:
+def find_case(directory: str, part: str) -> str | None:
     """The entry of `directory` equal to `part` ignoring case, or None."""
     want = part.casefold()
     try:

@@ -76,7 +76,7 @@ from ..fs.security import (
 from ..fs.share_modes import (
     FILE_SHARE_READ, FILE_SHARE_WRITE, delete_refusal, set_delete_pending, share_conflict,
 )
-from ..fs.share_paths import check_name, is_vetoed, resolve_stat, split_name
+from ..fs.share_paths import check_name, find_case, is_vetoed, resolve_stat, split_name
 from ..status import (
     STATUS_ACCESS_DENIED, STATUS_CANNOT_DELETE, STATUS_EAS_NOT_SUPPORTED,
     STATUS_FILE_IS_A_DIRECTORY, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_INFO_CLASS,
@@ -296,7 +296,7 @@ def _target(req: Request, op: Open,
     path = exact
     st = _lstat(exact)
     if st is None:
-        found = _entry_ignoring_case(parent, last)
+        found = find_case(parent, last)
         if found is not None:
             path = parent + "/" + found if parent != "/" else "/" + found
             st = _lstat(path)
@@ -310,18 +310,6 @@ def _lstat(path: str) -> os.stat_result | None:
         return None
     except OSError as exc:
         raise _os_error(exc) from None
-
-
-def _entry_ignoring_case(directory: str, name: str) -> str | None:
-    want = name.casefold()
-    try:
-        with os.scandir(directory) as it:
-            for entry in it:
-                if entry.name.casefold() == want:
-                    return entry.name
-    except OSError:
-        return None
-    return None
 
 
 def _check_replace(req: Request, path: str, st: os.stat_result, replace: bool) -> None:
