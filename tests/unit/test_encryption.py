@@ -287,3 +287,21 @@ def test_cross_check_with_smbprotocol(cipher_id):
     msg = connection.SMB2TransformHeader()
     msg.unpack(bytes(ours))
     assert connection.Connection._decrypt(fake, msg) == packet
+
+
+@pytest.mark.parametrize("cipher_id,key_len", [(2, 16), (4, 32), (1, 16), (3, 32)])
+def test_large_messages_round_trip_and_tamper(cipher_id, key_len):
+    """Large messages take the streaming GCM decrypt (one-shot AESGCM encrypts them, so the
+    two APIs check each other); CCM keeps the one-shot path."""
+    import os as _os
+    from ksmbd_embedded.crypto.encryption import Cipher, DecryptError
+    key = _os.urandom(key_len)
+    plain = b"\xfeSMB" + _os.urandom(300_000)
+    frame = Cipher(cipher_id, key).encrypt(0x1122334455667788, plain)
+    session_id, out = Cipher(cipher_id, key).decrypt(memoryview(frame))
+    assert session_id == 0x1122334455667788 and bytes(out) == plain
+    for pos in (10, 60, len(frame) // 2, len(frame) - 1):  # tag, AAD, ciphertext
+        bad = bytearray(frame)
+        bad[pos] ^= 0x40
+        with pytest.raises(DecryptError):
+            Cipher(cipher_id, key).decrypt(memoryview(bad))

