@@ -19,7 +19,8 @@ run: setup
 	@test -f run/ksmbdpwd.db || printf 'alice\n' | \
 	  $(BIN)/ksmbd-embedded user add alice --pwddb run/ksmbdpwd.db --password-stdin
 	@echo "Serving //127.0.0.1/public (guest) and //127.0.0.1/private (user alice, password alice) on port $(PORT)."
-	@echo "Try:  smbclient //127.0.0.1/public -p $(PORT) -N -c ls"
+	@echo "Try:  smbclient -L //127.0.0.1 -p $(PORT) -N"
+	@echo "      smbclient //127.0.0.1/public -p $(PORT) -N -c ls"
 	@echo "      smbclient //127.0.0.1/private -p $(PORT) -U alice%alice"
 	@echo "Stop with Ctrl-C."
 	$(BIN)/ksmbd-embedded serve --config dev/ksmbd.uci --pwddb run/ksmbdpwd.db --port $(PORT)
