@@ -284,7 +284,7 @@ def _cfg_name(index: int, stype: str) -> str:
 
 
 def section_names(pkg: UciPackage, extended: bool = True) -> list[str]:
-    """Display names: the real name, else ``@type[N]`` (extended) or ``cfgXXXXXX``.
+    """Display names: the real name, else ``@type[N]`` (extended) or ``cfg`` + six hex digits.
 
     The cfg names match uci for files as parsed (no later add/delete/reorder)."""
     names: list[str] = []

@@ -201,8 +201,7 @@ def test_overwrite_dispositions(env, disposition, existing_action):
 def test_overwrite_hidden_needs_hidden(env):
     p = path(env, "h")
     open(p, "w").close()
-    if not write_dos_attrs(p, attributes=FILE_ATTRIBUTE_HIDDEN):
-        pytest.skip("no user xattrs here")
+    assert write_dos_attrs(p, attributes=FILE_ATTRIBUTE_HIDDEN), "no user xattrs here"
     status, _ = do_create(env, "h", disposition=FILE_OVERWRITE_IF)
     assert status == STATUS_ACCESS_DENIED
     assert ok_create(env, "h", disposition=FILE_OVERWRITE_IF,
