@@ -10,6 +10,8 @@ that does not read cannot make the server grow without bound.
 from __future__ import annotations
 
 import errno
+import heapq
+import itertools
 import logging
 import os
 import selectors
@@ -52,6 +54,13 @@ class _Client:
         self.events = selectors.EVENT_READ  # what the selector watches now
 
 
+class _Reader:
+    __slots__ = ("callback",)
+
+    def __init__(self, callback) -> None:
+        self.callback = callback
+
+
 class Loop:
     def __init__(self, state, addresses: list[str], port: int) -> None:
         self.state = state
@@ -68,6 +77,42 @@ class Loop:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self.sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._timers: list = []  # heap of (due, seq, callback)
+        self._timer_seq = itertools.count()
+        state.loop = self
+
+    # -- extension points: other services living in the same loop (ubus, change notify) ---
+
+    def add_reader(self, fileobj, callback) -> None:
+        """Call `callback()` from the loop whenever `fileobj` is readable."""
+        self.sel.register(fileobj, selectors.EVENT_READ, _Reader(callback))
+
+    def remove_reader(self, fileobj) -> None:
+        try:
+            self.sel.unregister(fileobj)
+        except (KeyError, ValueError):
+            pass
+
+    def call_later(self, delay: float, callback) -> None:
+        """Call `callback()` from the loop after `delay` seconds (at least once)."""
+        heapq.heappush(self._timers, (time.monotonic() + delay, next(self._timer_seq), callback))
+
+    def _run_timers(self, now: float) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _, _, callback = heapq.heappop(timers)
+            try:
+                callback()
+            except Exception:
+                log.exception("timer callback failed")
+
+    def disconnect(self, conn: Connection, reason: str) -> bool:
+        """Drop one connection (administrative disconnect); False if it is already gone."""
+        client = conn.transport
+        if client is None or self.clients.get(client.fileno) is not client:
+            return False
+        self._drop(client, reason)
+        return True
 
     def _compute_max_frame(self) -> int:
         cfg = self.state.config
@@ -106,9 +151,17 @@ class Loop:
 
     def run(self) -> None:
         while self.running:
-            for key, events in self.sel.select(timeout=5.0):
+            timeout = 5.0
+            if self._timers:
+                timeout = min(timeout, max(0.0, self._timers[0][0] - time.monotonic()))
+            for key, events in self.sel.select(timeout=timeout):
                 tag = key.data
-                if tag == "listen":
+                if tag.__class__ is _Reader:
+                    try:
+                        tag.callback()
+                    except Exception:
+                        log.exception("reader callback failed")
+                elif tag == "listen":
                     self._accept(key.fileobj)
                 elif tag == "wake":
                     try:
@@ -121,7 +174,10 @@ class Loop:
                         self._read(client)
                     if events & selectors.EVENT_WRITE and client.fileno in self.clients:
                         self._flush(client)
-            self._trim_pool(time.monotonic())
+            now = time.monotonic()
+            if self._timers:
+                self._run_timers(now)
+            self._trim_pool(now)
             pending = self.state.flush_pending
             if pending:
                 # Output queued outside a connection's own read path (an async completion
@@ -363,6 +419,11 @@ class Loop:
         log.info("%s: disconnected (%s)", conn.peer, reason)
 
     def shutdown(self) -> None:
+        for hook in list(self.state.shutdown_hooks):
+            try:
+                hook()
+            except Exception:
+                log.exception("shutdown hook failed")
         for client in list(self.clients.values()):
             self._drop(client, "server shutting down")
         for sock in self.listeners:
@@ -389,6 +450,8 @@ def serve_forever(state, addresses: list[str], port: int) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, hup)
+    for hook in list(state.startup_hooks):
+        hook(loop)
     log.info("ksmbd-embedded %s serving %d share(s), pid %d", _version(),
              len(state.config.shares), os.getpid())
     loop.run()

@@ -46,6 +46,11 @@ class ServerState:
         # Connections with output queued outside their own read path (async completions);
         # the loop sends it after each round of events.
         self.flush_pending: set[Any] = set()
+        # Services living in the same loop (ubus object, change notify) hook in here:
+        # startup hooks get the Loop once it is bound; shutdown hooks run before it closes.
+        self.loop: Any = None
+        self.startup_hooks: list[Any] = []
+        self.shutdown_hooks: list[Any] = []
         self._index_shares()
 
     def _index_shares(self) -> None:
