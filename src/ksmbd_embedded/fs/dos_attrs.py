@@ -34,6 +34,8 @@ import os
 import stat as _stat
 import struct
 
+from . import change_time
+
 # File attributes (MS-FSCC 2.6)
 FILE_ATTRIBUTE_READONLY = 0x00000001
 FILE_ATTRIBUTE_HIDDEN = 0x00000002
@@ -232,7 +234,7 @@ def read_meta(
     meta.creation_time = creation
     meta.last_access_time = unix_to_filetime(st.st_atime_ns)
     meta.last_write_time = unix_to_filetime(mtime_ns)
-    meta.change_time = unix_to_filetime(ctime_ns)
+    meta.change_time = change_time.reported(st, unix_to_filetime(ctime_ns))
     meta.end_of_file = eof
     meta.allocation_size = alloc
     meta.nlink = st.st_nlink

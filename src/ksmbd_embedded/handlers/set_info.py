@@ -13,7 +13,8 @@ Decisions
   only change the handle and are allowed.
 * FileBasicInformation: 0 and -1 leave a time unchanged; -1 and -2 (stop/resume updating for
   this handle) cannot be honoured on POSIX and are treated as "unchanged". ChangeTime cannot be
-  set (the kernel owns ctime) and is ignored. Attributes and CreationTime go to the
+  set on disk (the kernel owns ctime): a set value is reported until the file changes again
+  (fs/change_time.py). Attributes and CreationTime go to the
   user.DOSATTRIB xattr; where the file system has no xattrs, READONLY falls back to the owner
   write bit (vfat keeps that as its read-only flag).
 * FileEndOfFileInformation: ftruncate, except that growing a file on a file system where
@@ -61,7 +62,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from .. import header as h
-from ..fs import deferred_size
+from ..fs import change_time, deferred_size
 from ..fs import file_info as fi
 from ..fs.dos_attrs import (
     BASIC_SETTABLE_ATTRIBUTES, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_READONLY,
@@ -162,7 +163,7 @@ def _os_error(exc: OSError) -> SmbError:
 # -- FileBasicInformation (MS-FSA 2.1.5.15.2) -----------------------------------------------------
 
 def _set_basic(req: Request, op: Open, buf) -> None:
-    ctime, atime, mtime, _change, attrs = fi.decode_basic(buf)
+    ctime, atime, mtime, change, attrs = fi.decode_basic(buf)
     _require(op, FILE_WRITE_ATTRIBUTES)
     new_attrs = None
     if attrs:
@@ -182,6 +183,9 @@ def _set_basic(req: Request, op: Open, buf) -> None:
             st = os.fstat(fd)
             os.utime(fd, ns=(filetime_to_unix_ns(atime) if atime > 0 else st.st_atime_ns,
                              filetime_to_unix_ns(mtime) if mtime > 0 else st.st_mtime_ns))
+        if change > 0:
+            # the kernel owns ctime: remembered until the file changes (fs/change_time.py)
+            change_time.remember(os.fstat(fd), change)
     except OSError as exc:
         raise _os_error(exc) from None
 
