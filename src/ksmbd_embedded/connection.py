@@ -394,12 +394,15 @@ class Connection:
                 self.outbox.append(tail)
                 self.bytes_out += total + 4
             return
+        # MS-SMB2 3.3.4.1.3: every response of a compound is 8-byte aligned, the last one
+        # too (what Windows sends; smbtorture smb2.compound.compound-padding), while its
+        # NextCommand stays 0. A lone response is not padded.
         last = len(responses) - 1
         for i, (buf, session, sign, _) in enumerate(responses):
+            pad = -len(buf) % 8
+            if pad:
+                buf += bytes(pad)
             if i != last:
-                pad = -len(buf) % 8
-                if pad:
-                    buf += bytes(pad)
                 struct.pack_into("<I", buf, h.NEXT_COMMAND_OFFSET, len(buf))
             if sign:
                 session.signer.sign(buf)

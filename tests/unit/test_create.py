@@ -219,7 +219,8 @@ def test_parameter_checks(env):
     assert do_create(env, "x", name_offset=64 + 56 + 100)[0] == STATUS_INVALID_PARAMETER
     assert do_create(env, "\\x")[0] == STATUS_INVALID_PARAMETER
     assert do_create(env, "..\\x")[0] == STATUS_OBJECT_PATH_SYNTAX_BAD
-    assert do_create(env, "a:b")[0] == STATUS_OBJECT_NAME_INVALID
+    assert do_create(env, "a:b\\c")[0] == STATUS_OBJECT_NAME_INVALID  # a colon mid-path
+    assert do_create(env, "a:b:$FOO")[0] == STATUS_OBJECT_NAME_INVALID  # unknown type
     assert do_create(env, "x", access=0x00000200)[0] == STATUS_ACCESS_DENIED  # reserved bit
     assert do_create(env, "x", access=0x01000000)[0] == STATUS_PRIVILEGE_NOT_HELD
     assert len(env.server.opens) == 0
@@ -228,7 +229,7 @@ def test_parameter_checks(env):
 def test_default_stream_suffix(env):
     open(path(env, "s.txt"), "w").close()
     assert ok_create(env, "s.txt::$DATA").action == FILE_OPENED
-    assert do_create(env, "s.txt:alt")[0] == STATUS_OBJECT_NAME_INVALID
+    assert do_create(env, "s.txt:alt")[0] == STATUS_OBJECT_NAME_NOT_FOUND  # a named stream
 
 
 # -- directories ----------------------------------------------------------------------------------

@@ -314,6 +314,7 @@ def test_fat_like_volume_attributes_are_honest(tmp_path, monkeypatch):
     from ksmbd_embedded.fs import fs_info as fsi
     from ksmbd_embedded.handlers import query_info as qi
     monkeypatch.setattr(qi, "caps_for", lambda root: ZERO_FILL)
+    monkeypatch.setattr(qi.streams, "supported", lambda root: False)  # vfat: no user xattrs
     root = tmp_path / "usb"
     root.mkdir()
     env = Env(root)

@@ -323,8 +323,8 @@ def test_xattr_derived_bits_are_not_stored(xattr_dir):
     write_dos_attrs(p, FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_NORMAL | FILE_ATTRIBUTE_HIDDEN)
     assert struct.unpack_from("<I", os.getxattr(p, "user.DOSATTRIB"), 2)[0] == FILE_ATTRIBUTE_HIDDEN
     assert read_meta(p).attributes == FILE_ATTRIBUTE_HIDDEN
-    write_dos_attrs(p, FILE_ATTRIBUTE_SPARSE_FILE)
-    assert read_meta(p).attributes == FILE_ATTRIBUTE_SPARSE_FILE
+    write_dos_attrs(p, FILE_ATTRIBUTE_SPARSE_FILE)  # only FSCTL_SET_SPARSE sets it
+    assert read_meta(p).attributes == FILE_ATTRIBUTE_NORMAL
     write_dos_attrs(p, 0)
     assert read_meta(p).attributes == FILE_ATTRIBUTE_NORMAL
 
@@ -381,3 +381,44 @@ def test_module_constants():
             da.FILE_ATTRIBUTE_ENCRYPTED) == (
         0x1, 0x2, 0x4, 0x10, 0x20, 0x80, 0x100, 0x200, 0x400, 0x800, 0x1000, 0x2000, 0x4000)
     assert da.XATTR_NAME == "user.DOSATTRIB"
+
+
+# --- sparse flag (FSCTL_SET_SPARSE) ------------------------------------------
+
+def test_sparse_flag_set_and_cleared(xattr_dir):
+    p = _file(xattr_dir)
+    assert not da.is_sparse(p)
+    assert da.set_sparse(p, True)
+    assert da.is_sparse(p)
+    assert read_meta(p).attributes == FILE_ATTRIBUTE_SPARSE_FILE
+    assert da.set_sparse(p, False)
+    assert not da.is_sparse(p)
+    assert read_meta(p).attributes == FILE_ATTRIBUTE_NORMAL
+
+
+def test_sparse_flag_survives_attribute_and_ctime_writes(xattr_dir):
+    p = _file(xattr_dir)
+    write_dos_attrs(p, FILE_ATTRIBUTE_HIDDEN, FT_2000)
+    da.set_sparse(p, True)
+    m = read_meta(p)
+    assert m.attributes == FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SPARSE_FILE
+    assert m.creation_time == FT_2000
+    write_dos_attrs(p, FILE_ATTRIBUTE_ARCHIVE, FT_2000 + 1)  # SET_INFO FileBasicInformation
+    m = read_meta(p)
+    assert m.attributes == FILE_ATTRIBUTE_ARCHIVE | FILE_ATTRIBUTE_SPARSE_FILE
+    da.set_sparse(p, False)
+    m = read_meta(p)
+    assert m.attributes == FILE_ATTRIBUTE_ARCHIVE and m.creation_time == FT_2000 + 1
+
+
+def test_sparse_flag_not_reported_for_directories(xattr_dir):
+    d = xattr_dir / "d"
+    d.mkdir()
+    da.set_sparse(d, True)
+    assert not read_meta(d).attributes & FILE_ATTRIBUTE_SPARSE_FILE
+
+
+def test_sparse_flag_without_xattrs(tmp_path, no_xattrs):
+    p = _file(tmp_path)
+    assert da.set_sparse(p, True) is False
+    assert not da.is_sparse(p)

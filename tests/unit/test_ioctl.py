@@ -127,7 +127,7 @@ def test_input_out_of_bounds(env):
 
 
 def test_credit_charge_checked(env):
-    body = ioctl_body(ioctl.FSCTL_SET_SPARSE, env.open("f.txt"), max_out=200000)
+    body = ioctl_body(ioctl.FSCTL_SET_OBJECT_ID, env.open("f.txt"), max_out=200000)
     assert call(env, body, credit_charge=1)[0] == STATUS_INVALID_PARAMETER
     assert call(env, body, credit_charge=4)[0] == STATUS_INVALID_DEVICE_REQUEST
 
@@ -147,7 +147,8 @@ def test_dfs_referrals(env, ctl):
         STATUS_INVALID_PARAMETER
 
 
-def test_network_interfaces_not_supported(env):
+def test_network_interfaces_not_supported_before_smb3(env):
+    env.conn.dialect = h.SMB2_10
     assert call(env, ioctl_body(ioctl.FSCTL_QUERY_NETWORK_INTERFACE_INFO, None))[0] == \
         STATUS_NOT_SUPPORTED
 
@@ -176,11 +177,10 @@ def test_pipe_transceive_uses_pipe_object(env):
 
 
 @pytest.mark.parametrize("ctl,status", [
-    (ioctl.FSCTL_SET_SPARSE, STATUS_INVALID_DEVICE_REQUEST),
-    (ioctl.FSCTL_QUERY_ALLOCATED_RANGES, STATUS_INVALID_DEVICE_REQUEST),
-    (ioctl.FSCTL_GET_REPARSE_POINT, STATUS_INVALID_DEVICE_REQUEST),
-    (ioctl.FSCTL_SRV_REQUEST_RESUME_KEY, STATUS_NOT_SUPPORTED),
-    (ioctl.FSCTL_SRV_COPYCHUNK, STATUS_NOT_SUPPORTED),
+    (ioctl.FSCTL_SET_REPARSE_POINT, STATUS_INVALID_DEVICE_REQUEST),
+    (ioctl.FSCTL_DUPLICATE_EXTENTS_TO_FILE, STATUS_INVALID_DEVICE_REQUEST),
+    (ioctl.FSCTL_FILE_LEVEL_TRIM, STATUS_INVALID_DEVICE_REQUEST),
+    (ioctl.FSCTL_SRV_READ_HASH, STATUS_NOT_SUPPORTED),
     (ioctl.FSCTL_SRV_ENUMERATE_SNAPSHOTS, STATUS_NOT_SUPPORTED),
     (0x00ABCDEF, STATUS_NOT_SUPPORTED),   # not an MS-FSCC FSCTL
 ])

@@ -17,8 +17,9 @@ from ksmbd_embedded.handlers.query_info import handle_query_info
 from ksmbd_embedded.handlers.set_info import handle_set_info
 from ksmbd_embedded.status import (
     STATUS_ACCESS_DENIED, STATUS_CANNOT_DELETE, STATUS_DIRECTORY_NOT_EMPTY,
-    STATUS_EAS_NOT_SUPPORTED, STATUS_FILE_IS_A_DIRECTORY, STATUS_INFO_LENGTH_MISMATCH,
+    STATUS_FILE_IS_A_DIRECTORY, STATUS_INFO_LENGTH_MISMATCH,
     STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_INFO_CLASS, STATUS_INVALID_PARAMETER,
+    STATUS_INVALID_SECURITY_DESCR,
     STATUS_NOT_SUPPORTED, STATUS_OBJECT_NAME_COLLISION, STATUS_OBJECT_NAME_INVALID,
     STATUS_OBJECT_PATH_NOT_FOUND, STATUS_OBJECT_PATH_SYNTAX_BAD, STATUS_PRIVILEGE_NOT_HELD,
     STATUS_SHARING_VIOLATION, STATUS_SUCCESS,
@@ -84,7 +85,7 @@ def test_buffer_length_zero_and_out_of_bounds(env):
     (fi.FILE_RENAME_INFORMATION_EX, STATUS_NOT_SUPPORTED),       # "Set", not in 2.2.39
     (fi.FILE_QUOTA_INFORMATION, STATUS_NOT_SUPPORTED),
     (fi.FILE_SHORT_NAME_INFORMATION, STATUS_NOT_SUPPORTED),
-    (fi.FILE_FULL_EA_INFORMATION, STATUS_EAS_NOT_SUPPORTED),
+    (fi.FILE_FULL_EA_INFORMATION, 0x80000013),  # STATUS_INVALID_EA_NAME: an empty name
     (fi.FILE_VALID_DATA_LENGTH_INFORMATION, STATUS_PRIVILEGE_NOT_HELD),
 ])
 def test_class_validity(env, info_class, status):
@@ -446,7 +447,8 @@ def test_security_and_quota(env):
     assert set_info(env, op, 0, bytes(20), info_type=SECURITY,
                     additional=DACL_SECURITY_INFORMATION)[0] == STATUS_ACCESS_DENIED
     op = env.open("dir\\f.txt", access=WRITE_DAC)
+    # a descriptor of revision 0 is malformed (MS-FSA 2.1.5.16)
     assert set_info(env, op, 0, bytes(20), info_type=SECURITY,
-                    additional=DACL_SECURITY_INFORMATION)[0] == STATUS_INVALID_DEVICE_REQUEST
+                    additional=DACL_SECURITY_INFORMATION)[0] == STATUS_INVALID_SECURITY_DESCR
     assert set_info(env, op, 0, bytes(20), info_type=QUOTA)[0] == STATUS_NOT_SUPPORTED
     assert set_info(env, op, 0, bytes(20), info_type=7)[0] == STATUS_INVALID_PARAMETER

@@ -7,7 +7,9 @@ that user space can set, so both are kept in one extended attribute,
     offset  size  field
     0       1     format version, 1 (readers accept any version >= 1 and
                   read only these fields; later versions may only append)
-    1       1     flags: 0x01 attributes valid, 0x02 creation time valid
+    1       1     flags: 0x01 attributes valid, 0x02 creation time valid,
+                  0x04 the file is sparse (FSCTL_SET_SPARSE; readers that
+                  do not know the bit ignore it)
     2       4     attributes, u32 little-endian (only STORED_ATTRIBUTES_MASK bits)
     6       8     creation time, u64 little-endian FILETIME
 
@@ -17,8 +19,13 @@ begin), is treated as absent, and the next write replaces it.
 
 Bits that describe the object rather than a user's choice are never stored:
 DIRECTORY comes from the file type, NORMAL is reported only when no other bit
-is set.  READONLY is kept in the xattr only; it does not touch the mode bits
-(and the mode's owner write bit is only consulted when no xattr exists).
+is set.  SPARSE_FILE is not one of the stored attributes either: CREATE and
+SET_INFO FileBasicInformation cannot set or clear it (Windows ignores it there
+too, smbtorture smb2.ioctl.sparse_file_attr); only FSCTL_SET_SPARSE does, through
+`set_sparse`, which keeps it in its own flag bit.  `write_dos_attrs` never
+touches that bit, and `read_meta` reports SPARSE_FILE for files that have it.
+READONLY is kept in the xattr only; it does not touch the mode bits (and the
+mode's owner write bit is only consulted when no xattr exists).
 
 When the xattr is missing, or the file system has no user xattrs, the values
 are derived from ``os.stat``: creation time is the birth time where the
@@ -64,14 +71,15 @@ BASIC_SETTABLE_ATTRIBUTES = (
     | FILE_ATTRIBUTE_ARCHIVE | FILE_ATTRIBUTE_TEMPORARY | FILE_ATTRIBUTE_OFFLINE
     | FILE_ATTRIBUTE_NOT_CONTENT_INDEXED
 )
-# What the xattr keeps: the settable bits, plus SPARSE_FILE for an
-# FSCTL_SET_SPARSE implementation.  Anything else is dropped on write.
-STORED_ATTRIBUTES_MASK = BASIC_SETTABLE_ATTRIBUTES | FILE_ATTRIBUTE_SPARSE_FILE
+# What the xattr keeps as attributes: the settable bits.  Anything else is
+# dropped on write (SPARSE_FILE has its own flag bit, see `set_sparse`).
+STORED_ATTRIBUTES_MASK = BASIC_SETTABLE_ATTRIBUTES
 
 XATTR_NAME = "user.DOSATTRIB"
 _XATTR_VERSION = 1
 _HAS_ATTRS = 0x01
 _HAS_CTIME = 0x02
+_IS_SPARSE = 0x04
 # version, flags, attributes, creation time
 _BLOB = struct.Struct("<BBIQ")
 
@@ -226,6 +234,8 @@ def read_meta(
     else:
         eof = st.st_size
         alloc = st.st_blocks * 512 if hasattr(st, "st_blocks") else (eof + 4095) & ~4095
+        if stored is not None and stored[0] & _IS_SPARSE:
+            attrs |= FILE_ATTRIBUTE_SPARSE_FILE
     if not attrs:
         attrs = FILE_ATTRIBUTE_NORMAL
 
@@ -268,12 +278,12 @@ def write_dos_attrs(
     flags = 0
     attrs = 0
     ctime = 0
-    if attributes is None or creation_time is None:
-        old = _get_blob(path_or_fd)
-        if old is not None:
-            flags, attrs, ctime = old
-            flags &= _HAS_ATTRS | _HAS_CTIME
-            attrs &= STORED_ATTRIBUTES_MASK
+    # The old value is read even when both are given: its sparse bit is kept.
+    old = _get_blob(path_or_fd)
+    if old is not None:
+        flags, attrs, ctime = old
+        flags &= _HAS_ATTRS | _HAS_CTIME | _IS_SPARSE
+        attrs &= STORED_ATTRIBUTES_MASK
     if attributes is not None:
         flags |= _HAS_ATTRS
         attrs = attributes & STORED_ATTRIBUTES_MASK
@@ -282,6 +292,38 @@ def write_dos_attrs(
         ctime = creation_time
     try:
         os.setxattr(path_or_fd, XATTR_NAME, _BLOB.pack(_XATTR_VERSION, flags, attrs, ctime))
+    except OSError as e:
+        if e.errno in _UNSUPPORTED_ERRNOS:
+            return False
+        raise
+    return True
+
+
+def is_sparse(path_or_fd) -> bool:
+    """Whether FSCTL_SET_SPARSE marked the file sparse (the xattr's sparse bit)."""
+    stored = _get_blob(path_or_fd)
+    return stored is not None and bool(stored[0] & _IS_SPARSE)
+
+
+def set_sparse(path_or_fd, sparse: bool) -> bool:
+    """Set or clear the sparse bit, keeping the stored attributes and creation time.
+
+    Returns False, writing nothing, when the object takes no user xattrs;
+    raises OSError for real failures, like `write_dos_attrs`.
+    """
+    if not _HAVE_XATTR:
+        return False
+    old = _get_blob(path_or_fd)
+    flags, attrs, ctime = old if old is not None else (0, 0, 0)
+    flags &= _HAS_ATTRS | _HAS_CTIME | _IS_SPARSE
+    new_flags = flags | _IS_SPARSE if sparse else flags & ~_IS_SPARSE
+    if old is not None and new_flags == flags:
+        return True
+    if old is None and not sparse:
+        return True  # nothing stored, nothing to clear
+    try:
+        os.setxattr(path_or_fd, XATTR_NAME, _BLOB.pack(
+            _XATTR_VERSION, new_flags, attrs & STORED_ATTRIBUTES_MASK, ctime))
     except OSError as e:
         if e.errno in _UNSUPPORTED_ERRNOS:
             return False

@@ -267,6 +267,20 @@ def encode_stream(meta: FileMeta) -> bytes:
                         meta.allocation_size) + _DATA_STREAM_NAME
 
 
+def encode_stream_list(entries) -> bytes:
+    """FileStreamInformation (22) from (name, size, allocation) entries, each name in its
+    "::$DATA" / ":name:$DATA" form; entries 8-aligned, b"" for none (MS-FSCC 2.4.49)."""
+    out = bytearray()
+    last = len(entries) - 1
+    for i, (name, size, alloc) in enumerate(entries):
+        nb = _utf16(name)
+        entry_len = _STREAM.size + len(nb)
+        padded = entry_len if i == last else (entry_len + 7) & ~7
+        out += _STREAM.pack(0 if i == last else padded, len(nb), size, alloc) + nb
+        out += bytes(padded - entry_len)
+    return bytes(out)
+
+
 def encode_compression(meta: FileMeta) -> bytes:
     """FileCompressionInformation (28): uncompressed, 16 bytes (MS-FSA 2.1.5.12.8)."""
     return _COMPRESSION.pack(0 if meta.is_dir else meta.allocation_size,

@@ -6,8 +6,8 @@ a native ``long``), and ``/proc/self/mountinfo`` names it when ctypes is unavail
 magic is FUSE (whose driver only mountinfo tells: ``fuseblk`` with ntfs-3g as source/subtype).
 
 `FsCaps.sparse` is True only where truncating upwards makes a hole rather than writing zeros
-(ext2/3/4, btrfs, xfs, f2fs, tmpfs, ntfs3, ntfs-3g); FILE_SUPPORTS_SPARSE_FILES is to be
-reported from it once FSCTL_SET_SPARSE exists (query_info.fs_attributes).
+(ext2/3/4, btrfs, xfs, f2fs, tmpfs, ntfs3, ntfs-3g); FILE_SUPPORTS_SPARSE_FILES is reported
+from it (query_info.fs_attributes) and the sparse FSCTLs follow it (handlers/ioctl.py).
 `FsCaps.zero_fill_extend` marks FAT-like file systems where extending the end of file writes
 zeros on the caller's time (vfat, exFAT before Linux 6.8, any FUSE driver but ntfs-3g:
 exfat-fuse shows as plain fuseblk): there SET_INFO defers extensions (fs/deferred_size.py);

@@ -1,11 +1,14 @@
-"""Security descriptors synthesized from POSIX owner, group and mode (MS-DTYP 2.4.2, 2.4.4-2.4.6).
+"""Security descriptors of files: the stored one (fs/acl.py) or one synthesized from POSIX owner,
+group and mode (MS-DTYP 2.4.2, 2.4.4-2.4.6).
 
-There are no stored ACLs yet, so QUERY_INFO SMB2_0_INFO_SECURITY answers with a descriptor that
+A file with no stored descriptor answers QUERY_INFO SMB2_0_INFO_SECURITY with a descriptor that
 says what the mode bits say:
 
-- Owner ``S-1-22-1-<uid>`` and group ``S-1-22-2-<gid>``: the "Unix User" and "Unix Group"
-  SIDs Samba hands out for unmapped POSIX ids, so clients that already talk to Samba show them
-  the same way.
+- Owner: a file owned by the server's own uid (every SMB user acts on disk as that uid, so
+  each of them is the POSIX owner) shows the *asking* user's SID (fs/sid.py) as its owner;
+  any other uid is ``S-1-22-1-<uid>``. Group ``S-1-22-2-<gid>`` -- the "Unix User" and "Unix
+  Group" SIDs Samba hands out for unmapped POSIX ids. A DACL a user then sets on such a file
+  is stored with that user as owner: the first user to set one owns it.
 - A DACL of up to three ACCESS_ALLOWED ACEs: owner (the ``rwx`` bits of ``S_IRWXU``), group
   (``S_IRWXG``) and Everyone ``S-1-1-0`` (``S_IRWXO``); a class with no bits gets no ACE.
   ``r`` grants FILE_GENERIC_READ, ``w`` FILE_GENERIC_WRITE plus DELETE (plus
@@ -14,14 +17,16 @@ says what the mode bits say:
   the owner's on POSIX), so ``rwx`` for the owner is FILE_ALL_ACCESS.
 - No SACL (nothing is audited); no deny ACEs; no inheritance flags.
 
+Opens of such files keep the POSIX checks (the mode as the server's uid); the synthesized
+descriptor is what clients see, and the base a SET_INFO changes.
 The result is self-relative (``SE_SELF_RELATIVE``): header, owner SID, group SID, DACL, in that
 order, each only when ``AdditionalInformation`` asks for it.
 """
 
 from __future__ import annotations
 
+import os as _os
 import stat as _stat
-import struct
 
 # SECURITY_INFORMATION (MS-DTYP 2.4.7), the AdditionalInformation of QUERY_INFO / SET_INFO
 OWNER_SECURITY_INFORMATION = 0x00000001
@@ -69,46 +74,12 @@ FILE_GENERIC_EXECUTE = (READ_CONTROL | FILE_READ_ATTRIBUTES | FILE_EXECUTE
                         | SYNCHRONIZE)  # 0x001200A0
 _OWNER_ALWAYS = READ_CONTROL | WRITE_DAC | WRITE_OWNER | FILE_WRITE_ATTRIBUTES | SYNCHRONIZE
 
-# Revision, Sbz1, Control, OffsetOwner, OffsetGroup, OffsetSacl, OffsetDacl
-_SD_HEADER = struct.Struct("<BBHIIII")  # 20
-# AclRevision, Sbz1, AclSize, AceCount, Sbz2
-_ACL_HEADER = struct.Struct("<BBHHH")  # 8
-# AceType, AceFlags, AceSize, Mask
-_ACE_HEADER = struct.Struct("<BBHI")  # 8
-
-# Identifier authorities (MS-DTYP 2.4.1.1)
-WORLD_SID_AUTHORITY = 1
-NT_AUTHORITY = 5
-UNIX_SID_AUTHORITY = 22  # Samba's S-1-22-1 (users) and S-1-22-2 (groups)
-
-
-def sid_bytes(authority: int, *sub_authorities: int) -> bytes:
-    """A binary SID (MS-DTYP 2.4.2.2): Revision 1, count, 48-bit big-endian authority, RIDs."""
-    if len(sub_authorities) > 15:
-        raise ValueError("a SID has at most 15 sub-authorities")
-    return (bytes((1, len(sub_authorities))) + authority.to_bytes(6, "big")
-            + b"".join(struct.pack("<I", s & 0xFFFFFFFF) for s in sub_authorities))
-
-
-def sid_to_str(sid: bytes) -> str:
-    """The S-1-... form of a binary SID (for logs and tests)."""
-    count = sid[1]
-    authority = int.from_bytes(sid[2:8], "big")
-    subs = struct.unpack_from(f"<{count}I", sid, 8)
-    return "S-%d-%d%s" % (sid[0], authority, "".join(f"-{s}" for s in subs))
-
-
-EVERYONE_SID = sid_bytes(WORLD_SID_AUTHORITY, 0)  # S-1-1-0
-
-
-def unix_user_sid(uid: int) -> bytes:
-    """S-1-22-1-<uid>."""
-    return sid_bytes(UNIX_SID_AUTHORITY, 1, uid)
-
-
-def unix_group_sid(gid: int) -> bytes:
-    """S-1-22-2-<gid>."""
-    return sid_bytes(UNIX_SID_AUTHORITY, 2, gid)
+from .sid import (  # noqa: E402  (re-exported: callers and tests import them from here)
+    EVERYONE as EVERYONE_SID, NT_AUTHORITY, UNIX_SID_AUTHORITY, WORLD_SID_AUTHORITY, Token,
+    sid_bytes, sid_to_str, unix_group_sid, unix_user_sid,
+)
+from . import acl as _acl_mod  # noqa: E402
+from .acl import Ace, Acl, SecurityDescriptor  # noqa: E402
 
 
 def rwx_to_mask(bits: int, is_dir: bool) -> int:
@@ -125,61 +96,64 @@ def rwx_to_mask(bits: int, is_dir: bool) -> int:
     return mask
 
 
-def _ace(mask: int, sid: bytes, flags: int = 0, ace_type: int = ACCESS_ALLOWED_ACE_TYPE) -> bytes:
-    return _ACE_HEADER.pack(ace_type, flags, _ACE_HEADER.size + len(sid), mask) + sid
-
-
-def _acl(aces: list[bytes]) -> bytes:
-    body = b"".join(aces)
-    return _ACL_HEADER.pack(ACL_REVISION, 0, _ACL_HEADER.size + len(body), len(aces), 0) + body
-
-
-def dacl_from_mode(mode: int, uid: int, gid: int) -> bytes:
+def mode_acl(mode: int, owner: bytes, gid: int) -> Acl:
     """The DACL that states what `mode` grants to the owner, the group and everyone else."""
     is_dir = _stat.S_ISDIR(mode)
     owner_bits = (mode >> 6) & 7
     # rwx is full control, as Windows shows it (FILE_DELETE_CHILD included for files too)
-    owner = FILE_ALL_ACCESS if owner_bits == 7 else rwx_to_mask(owner_bits, is_dir) | _OWNER_ALWAYS
+    owner_mask = FILE_ALL_ACCESS if owner_bits == 7 \
+        else rwx_to_mask(owner_bits, is_dir) | _OWNER_ALWAYS
     group = rwx_to_mask((mode >> 3) & 7, is_dir)
     other = rwx_to_mask(mode & 7, is_dir)
-    aces = [_ace(owner, unix_user_sid(uid))]
+    aces = [Ace(ACCESS_ALLOWED_ACE_TYPE, 0, owner_mask, owner)]
     if group:
-        aces.append(_ace(group, unix_group_sid(gid)))
+        aces.append(Ace(ACCESS_ALLOWED_ACE_TYPE, 0, group, unix_group_sid(gid)))
     if other:
-        aces.append(_ace(other, EVERYONE_SID))
-    return _acl(aces)
+        aces.append(Ace(ACCESS_ALLOWED_ACE_TYPE, 0, other, EVERYONE_SID))
+    return Acl(aces)
 
 
-def build_security_descriptor(mode: int, uid: int, gid: int, additional_information: int) -> bytes:
+def dacl_from_mode(mode: int, uid: int, gid: int) -> bytes:
+    """`mode_acl` packed, owner ``S-1-22-1-<uid>``."""
+    return mode_acl(mode, unix_user_sid(uid), gid).pack()
+
+
+def synthesized(mode: int, uid: int, gid: int, owner_sid: bytes | None = None
+                ) -> SecurityDescriptor:
+    """The descriptor a file without a stored one shows (owner `owner_sid`, default
+    ``S-1-22-1-<uid>``)."""
+    owner = owner_sid if owner_sid is not None else unix_user_sid(uid)
+    return SecurityDescriptor(SE_SELF_RELATIVE | SE_DACL_PRESENT, owner, unix_group_sid(gid),
+                              None, mode_acl(mode, owner, gid))
+
+
+def build_security_descriptor(mode: int, uid: int, gid: int, additional_information: int,
+                              owner_sid: bytes | None = None) -> bytes:
     """A self-relative SECURITY_DESCRIPTOR for a file with this owner, group and mode.
 
     Only the parts named in `additional_information` are included (owner, group, DACL; the
     SACL bit yields no SACL, there is none). The caller checks the access the parts need.
     """
-    control = SE_SELF_RELATIVE
-    parts: list[bytes] = []
-    offset = _SD_HEADER.size
-    off_owner = off_group = off_dacl = 0
-    if additional_information & OWNER_SECURITY_INFORMATION:
-        sid = unix_user_sid(uid)
-        off_owner = offset
-        parts.append(sid)
-        offset += len(sid)
-    if additional_information & GROUP_SECURITY_INFORMATION:
-        sid = unix_group_sid(gid)
-        off_group = offset
-        parts.append(sid)
-        offset += len(sid)
-    if additional_information & DACL_SECURITY_INFORMATION:
-        acl = dacl_from_mode(mode, uid, gid)
-        control |= SE_DACL_PRESENT
-        off_dacl = offset
-        parts.append(acl)
-        offset += len(acl)
-    header = _SD_HEADER.pack(SD_REVISION, 0, control, off_owner, off_group, 0, off_dacl)
-    return header + b"".join(parts)
+    return synthesized(mode, uid, gid, owner_sid).pack(additional_information)
 
 
 def security_descriptor_from_stat(st, additional_information: int) -> bytes:
     """`build_security_descriptor` for an ``os.stat_result``."""
     return build_security_descriptor(st.st_mode, st.st_uid, st.st_gid, additional_information)
+
+
+def owner_for(st, token: Token) -> bytes:
+    """The owner SID a file without a stored descriptor shows to `token`."""
+    if st.st_uid == _os.geteuid():
+        return token.user
+    return unix_user_sid(st.st_uid)
+
+
+def descriptor_of(target, st, token: Token, path: str | None = None
+                  ) -> tuple[SecurityDescriptor, bool]:
+    """(the file's descriptor, True when it is stored) for fd or path `target` (`path`: see
+    acl.read_stored)."""
+    sd = _acl_mod.read_stored(target, path)
+    if sd is not None:
+        return sd, True
+    return synthesized(st.st_mode, st.st_uid, st.st_gid, owner_for(st, token)), False

@@ -24,6 +24,10 @@ every open of it, across sessions and connections.
   CLOSE itself succeeds. The state of a file is forgotten at its last close.
 * The last close also writes a deferred end of file to disk (fs/deferred_size.py: FAT-like
   file systems), or forgets it when the file is about to be deleted.
+* Named streams (fs/streams.py) have file keys of their own, (st_dev, st_ino, name): sharing
+  and delete-pending state are per stream. The last close of a delete-pending stream removes
+  only that stream; a delete-pending file is removed once its last open, stream opens
+  included, has closed.
 
 The state lives in a dict per ServerState (weakly keyed), never in a process-wide table, so
 several servers (tests) do not see each other's files.
@@ -45,7 +49,7 @@ from ..status import (
 from ..tree import (
     DELETE, FILE_APPEND_DATA, FILE_EXECUTE, FILE_READ_DATA, FILE_WRITE_DATA,
 )
-from . import deferred_size
+from . import deferred_size, streams
 from .dos_attrs import FILE_ATTRIBUTE_READONLY
 
 if TYPE_CHECKING:
@@ -174,16 +178,44 @@ def close_open(server: Any, op: Open) -> None:
     if key is not None:
         from . import byte_locks
         byte_locks.release_open(server, op)  # its locks go; waiters on them may now proceed
+    stream = streams.stream_of(op)
+    if stream is not None:
+        _close_stream(server, op, stream)
+        return
     server.opens.remove(op)
     if key is None or server.opens.others(key):
         return
     keys = _pending.get(server)
     if not keys or key not in keys:
         return
+    if streams.stream_opens(server, key):
+        return  # the last stream open removes the file
     keys.discard(key)
     if not op.name or op.path == op.tree.root:
         return  # never the share root
     _remove(op.path, key)
+
+
+def _close_stream(server: Any, op: Open, stream: streams.StreamOpen) -> None:
+    """close_open for an open of a named stream: the last close of a delete-pending stream
+    removes it; the last open of a delete-pending file removes the file."""
+    key = op.file_key
+    streams.unregister(server, op)
+    keys = _pending.get(server)
+    if keys and key in keys and all(o is op for o in server.opens.others(key)):
+        keys.discard(key)
+        try:
+            streams.remove_stream(op.fd, stream.name)
+        except SmbError as exc:
+            log.warning("delete on close of stream %r of %r failed: 0x%08x", stream.name,
+                        op.path, exc.status)
+    server.opens.remove(op)
+    base = stream.base_key
+    if keys and base in keys and not server.opens.others(base) \
+            and not streams.stream_opens(server, base):
+        keys.discard(base)
+        if op.path != op.tree.root:
+            _remove(op.path, base)
 
 
 def _remove(path: str, key: tuple[int, int]) -> None:

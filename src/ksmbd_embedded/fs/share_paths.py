@@ -18,9 +18,11 @@ Decisions
   `< > : " | ? * /` or a character below 0x20 (MS-FSCC 2.1.5.2; "/" would be a separator on
   the POSIX side), or longer than 255 UTF-16 code units. A name that is not valid UTF-16
   (a lone surrogate) cannot be a POSIX name either: STATUS_OBJECT_NAME_INVALID.
-* Streams: "name::$DATA" and "name:$DATA" (any case) mean the file's default data stream and
-  are stripped. Any other stream syntax ("name:stream", "name:stream:$DATA") is
-  STATUS_OBJECT_NAME_INVALID until alternate data streams exist.
+* Streams: CREATE names go through `parse_name_stream`, which splits "name:stream[:$DATA]"
+  and "name::$DATA" at the first colon (fs/streams.py `split_stream` checks the stream part)
+  and validates the file part like any other name, so a stream name never becomes part of a
+  path. `parse_name`/`check_name` (rename and link targets) strip "name::$DATA" and
+  "name:$DATA" (any case) and refuse any other colon: STATUS_OBJECT_NAME_INVALID.
 * `resolve` walks the name one component at a time from the share root (an lstat each). A
   component that does not exist exactly is looked up case-insensitively (str.casefold) in
   its parent with os.scandir; the first match wins. A missing or non-directory intermediate
@@ -56,6 +58,7 @@ from ..status import (
     SmbError,
 )
 from .errno_status import status_from_oserror
+from .streams import split_stream
 
 MAX_COMPONENT_UNITS = 255  # UTF-16 code units per name component (MS-FSCC 2.1.5.2)
 
@@ -77,15 +80,32 @@ def parse_name(raw: Any, leading_backslash_ok: bool = False) -> str:
     Raises SmbError: INVALID_PARAMETER (odd length, leading backslash), OBJECT_NAME_INVALID,
     OBJECT_PATH_SYNTAX_BAD (".." above the root). See the module docstring.
     """
+    name = _decode(raw)
+    return check_name(name, leading_backslash_ok) if name else ""
+
+
+def _decode(raw: Any) -> str:
     if len(raw) & 1:
         raise SmbError(STATUS_INVALID_PARAMETER)  # MS-SMB2 3.3.5.9: NameLength % 2
     if not raw:
         return ""
     try:
-        name = _utf16_le_decode(raw, "strict", True)[0]
+        return _utf16_le_decode(raw, "strict", True)[0]
     except UnicodeDecodeError:
         raise SmbError(STATUS_OBJECT_NAME_INVALID) from None
-    return check_name(name, leading_backslash_ok)
+
+
+def parse_name_stream(raw: Any) -> tuple[str, str | None]:
+    """`parse_name` for CREATE: (share-relative name, stream). The stream is None without any
+    stream syntax, "" for an explicit default stream ("f::$DATA"), else the stream name as
+    the client spelled it. Raises what `parse_name` and `streams.split_stream` raise."""
+    name = _decode(raw)
+    if ":" not in name:
+        return (check_name(name) if name else ""), None
+    path, stream = split_stream(name)
+    if path.endswith("\\"):
+        raise SmbError(STATUS_OBJECT_NAME_INVALID)  # "dir\\:s"
+    return check_name(path), stream
 
 
 def has_trailing_backslash(raw: Any) -> bool:

@@ -35,16 +35,18 @@ import struct
 from typing import TYPE_CHECKING
 
 from .. import header as h
-from ..fs import deferred_size, share_modes
+from ..fs import access_check, acl, deferred_size, eas, share_modes, streams
 from ..fs.dos_attrs import (
     FILE_ATTRIBUTE_ARCHIVE, FILE_ATTRIBUTE_HIDDEN, FILE_ATTRIBUTE_READONLY,
     FILE_ATTRIBUTE_SYSTEM, FILE_ATTRIBUTE_TEMPORARY, STORED_ATTRIBUTES_MASK, FileMeta,
     read_meta, unix_to_filetime, write_dos_attrs,
 )
 from ..fs.errno_status import log_unexpected, status_from_oserror
+from ..fs.sid import token_for
 from ..fs.share_modes import close_open  # noqa: F401  (tree_connect and logoff import it here)
 from ..fs.share_paths import (
-    has_trailing_backslash, hides_dot_files, is_vetoed, parse_name, resolve_stat, split_name,
+    has_trailing_backslash, hides_dot_files, is_vetoed, parse_name_stream, resolve_stat,
+    split_name,
 )
 from ..opens import Open
 from ..status import (
@@ -234,17 +236,27 @@ def handle_create(req: Request):
         raw = req.view[0:0]
     contexts = cc.parse_contexts(req.data(ctx_off, ctx_len)) if ctx_len else ()
     want_mxac = want_qfid = False
-    for cname, _ in contexts:
+    ea_list = sd_ctx = None
+    for cname, cdata in contexts:
         if cname == cc.MXAC:
             want_mxac = True
         elif cname == cc.QFID:
             want_qfid = True
         elif cname in (cc.DHNC, cc.DH2C, cc.TWRP):
             raise SmbError(STATUS_OBJECT_NAME_NOT_FOUND)  # no such handle / snapshot
-    name = parse_name(raw)
+        elif cname == cc.EXTA:
+            ea_list = cc.ea_buffer(cdata, streams.supported(tree.root))
+        elif cname == cc.SECD:
+            sd_ctx = cc.sd_buffer(cdata)  # the new file's descriptor (fs/acl.py inherit)
+    name, stream = parse_name_stream(raw)  # stream: None, "" (::$DATA) or a stream name
     dir_only = has_trailing_backslash(raw)
     if dir_only and options & FILE_NON_DIRECTORY_FILE:
         raise SmbError(STATUS_OBJECT_NAME_INVALID)
+    if stream is not None:
+        if want_dir:
+            raise SmbError(STATUS_NOT_A_DIRECTORY)  # MS-FSA 2.1.5.1: a data stream
+        if stream and not streams.supported(tree.root):
+            raise SmbError(STATUS_OBJECT_NAME_INVALID)  # no xattrs: no streams (as FAT)
     share = tree.share
     if name and is_vetoed(share, name):
         parent = split_name(name)[0]
@@ -263,6 +275,7 @@ def handle_create(req: Request):
     access &= ~MAXIMUM_ALLOWED
     if access & ~maximal:
         raise SmbError(STATUS_ACCESS_DENIED)
+    requested = access  # what a stored DACL must grant (fs/access_check.py)
     if max_allowed:
         access |= maximal
     if options & FILE_DELETE_ON_CLOSE and not access & DELETE:
@@ -271,27 +284,39 @@ def handle_create(req: Request):
     # 4. the disk
     root = tree.root
     server = req.server
-    for attempt in (0, 1):
-        path, st = resolve_stat(root, name)
-        if st is not None:
-            op, action, meta, fst = _open_existing(req, path, name, st, access, max_allowed,
-                                                   attributes, share_access, disposition,
-                                                   options, dir_only)
-            break
-        if disposition in (FILE_OPEN, FILE_OVERWRITE):
-            raise SmbError(STATUS_OBJECT_NAME_NOT_FOUND)
-        if not tree.writable:
-            raise SmbError(STATUS_ACCESS_DENIED)
-        if dir_only and not want_dir:
-            raise SmbError(STATUS_OBJECT_NAME_INVALID)
-        try:
-            op, action, meta, fst = _create_new(req, path, name, access, attributes,
-                                                share_access, options, want_dir)
-            break
-        except FileExistsError:
-            if attempt or disposition == FILE_CREATE:
-                raise SmbError(STATUS_OBJECT_NAME_COLLISION) from None
-            # created by someone else since resolve: open it as existing (once)
+    if stream:
+        op, action, meta, fst = _open_stream(req, name, stream, access, max_allowed,
+                                             attributes, share_access, disposition, options,
+                                             requested)
+    else:
+        for attempt in (0, 1):
+            path, st = resolve_stat(root, name)
+            if st is not None:
+                if stream == "" and _stat.S_ISDIR(st.st_mode):
+                    raise SmbError(STATUS_FILE_IS_A_DIRECTORY)  # no default data stream
+                op, action, meta, fst = _open_existing(req, path, name, st, access,
+                                                       max_allowed, attributes, share_access,
+                                                       disposition, options, dir_only,
+                                                       requested=requested)
+                break
+            if disposition in (FILE_OPEN, FILE_OVERWRITE):
+                raise SmbError(STATUS_OBJECT_NAME_NOT_FOUND)
+            if not tree.writable:
+                raise SmbError(STATUS_ACCESS_DENIED)
+            if dir_only and not want_dir:
+                raise SmbError(STATUS_OBJECT_NAME_INVALID)
+            try:
+                op, action, meta, fst = _create_new(req, path, name, access, attributes,
+                                                    share_access, options, want_dir,
+                                                    sd_ctx=sd_ctx)
+                break
+            except FileExistsError:
+                if attempt or disposition == FILE_CREATE:
+                    raise SmbError(STATUS_OBJECT_NAME_COLLISION) from None
+                # created by someone else since resolve: open it as existing (once)
+
+    if ea_list and action != FILE_OPENED and not stream:
+        _apply_eas(req, op, action, ea_list)  # MS-SMB2 3.3.5.9.1: on create or overwrite
 
     # 5. response
     server.opens.add(op)
@@ -350,7 +375,14 @@ def _create_pipe(req: Request, desired: int, share_access: int, options: int, na
 
 
 def _maximal_for(op: Open, maximal: int, meta: FileMeta) -> int:
-    """MxAc: the tree's maximal access minus what the file itself forbids."""
+    """MxAc: the tree's maximal access minus what the file itself forbids: its stored
+    security descriptor (fs/access_check.py), a read-only attribute, the mode."""
+    stored = access_check.maximal_for_open(op.fd, op.path, op.tree.root,
+                                           token_for(op.session), maximal)
+    if stored is not None:
+        if not op.is_dir and meta.attributes & FILE_ATTRIBUTE_READONLY:
+            return stored & ~_READ_ONLY_FORBIDS
+        return stored
     if not maximal & _READ_ONLY_FORBIDS or op.is_dir:
         return maximal
     if meta.attributes & FILE_ATTRIBUTE_READONLY or not os.access(op.path, os.W_OK):
@@ -360,8 +392,9 @@ def _maximal_for(op: Open, maximal: int, meta: FileMeta) -> int:
 
 def _open_existing(req: Request, path: str, name: str, st: os.stat_result, access: int,
                    max_allowed: bool, attributes: int, share_access: int, disposition: int,
-                   options: int, dir_only: bool):
-    """MS-FSA 2.1.5.1.2: open what exists (and overwrite it when asked)."""
+                   options: int, dir_only: bool, requested: int | None = None):
+    """MS-FSA 2.1.5.1.2: open what exists (and overwrite it when asked). `requested`: the
+    rights asked for by name (without what MAXIMUM_ALLOWED added)."""
     tree = req.tree
     server = req.server
     is_dir = _stat.S_ISDIR(st.st_mode)
@@ -402,6 +435,12 @@ def _open_existing(req: Request, path: str, name: str, st: os.stat_result, acces
             raise SmbError(STATUS_ACCESS_DENIED)  # swapped under us
         meta = read_meta(fd, fst, hides_dot_files(tree.share), split_name(name)[1])
         deferred_size.adjust_meta(deferred_size.table(server), key, meta)
+        # MS-FSA 2.1.5.1.2.1: a stored security descriptor decides (fs/access_check.py)
+        access = access_check.check_existing(
+            fd, path, tree.root, token_for(req.session), access,
+            access if requested is None else requested, max_allowed, tree.maximal_access)
+        if options & FILE_DELETE_ON_CLOSE and not access & DELETE:
+            raise SmbError(STATUS_ACCESS_DENIED)
         attrs = meta.attributes
         if attrs & FILE_ATTRIBUTE_READONLY and not is_dir:
             # MS-FSA 2.1.5.1.2.1: a read-only file refuses data writes and deletion
@@ -424,12 +463,16 @@ def _open_existing(req: Request, path: str, name: str, st: os.stat_result, acces
         if share_modes.is_delete_pending(server, key):
             raise SmbError(STATUS_DELETE_PENDING)
         share_modes.check_share_access(server, key, access, share_access)
+        streams.check_base_delete(server, key, access)  # its streams must share delete
+        if options & FILE_NO_EA_KNOWLEDGE and eas.has_need_ea(fd):
+            raise SmbError(STATUS_ACCESS_DENIED)  # MS-FSA 2.1.5.1.2: FILE_NEED_EA
         if overwrite:
             try:
                 os.ftruncate(fd, 0)
                 fst = os.fstat(fd)
             except OSError as exc:
                 raise _os_error(exc, "overwrite") from None
+            streams.remove_all_streams(fd)  # MS-FSA 2.1.5.1.2.1: named streams go too
             deferred_size.forget(server, key)  # a deferred end of file goes with the data
             # MS-FSA 2.1.5.1.2.1: the attributes become the request's, plus ARCHIVE
             _store_attributes(fd, (attributes & STORED_ATTRIBUTES_MASK)
@@ -492,14 +535,34 @@ def _open_file(path: str, access: int, max_allowed: bool, options: int,
 
 
 def _create_new(req: Request, path: str, name: str, access: int, attributes: int,
-                share_access: int, options: int, want_dir: bool):
+                share_access: int, options: int, want_dir: bool, sd_ctx=None):
     """MS-FSA 2.1.5.1.1: create a file or directory that does not exist. Raises
-    FileExistsError when the name appeared since `resolve` (the caller decides)."""
-    tree = req.tree
-    server = req.server
-    share = tree.share
+    FileExistsError when the name appeared since `resolve` (the caller decides).
+    `sd_ctx`: the SMB2_CREATE_SD_BUFFER descriptor, if any."""
+    share = req.tree.share
     if options & FILE_DELETE_ON_CLOSE and attributes & FILE_ATTRIBUTE_READONLY:
         raise SmbError(STATUS_CANNOT_DELETE)  # MS-FSA 2.1.5.1.1
+    token = token_for(req.session)
+    parent_sd = access_check.check_create(path, req.tree.root, token, want_dir)
+    fd, fst = _make_object(req, path, options, want_dir)
+    stored = attributes & STORED_ATTRIBUTES_MASK
+    if not want_dir:
+        stored |= FILE_ATTRIBUTE_ARCHIVE
+    _store_attributes(fd, stored, unix_to_filetime(fst.st_mtime_ns))
+    _store_security(fd, acl.inherit(parent_sd, sd_ctx, want_dir, token.user,
+                                    token.primary_group))
+    meta = read_meta(fd, fst, hides_dot_files(share), split_name(name)[1])
+    key = (fst.st_dev, fst.st_ino)
+    op = _new_open(req, fd, path, name, want_dir, access, share_access, options, key,
+                   FILE_CREATED)
+    return op, FILE_CREATED, meta, fst
+
+
+def _make_object(req: Request, path: str, options: int,
+                 want_dir: bool) -> tuple[int, os.stat_result]:
+    """mkdir, or create a file O_EXCL (read-write), with the share's modes: (fd, fstat).
+    Raises FileExistsError when the name appeared since `resolve`."""
+    server = req.server
     if share_modes.any_delete_pending(server):
         parent = os.path.dirname(path)
         try:
@@ -508,7 +571,7 @@ def _create_new(req: Request, path: str, name: str, access: int, attributes: int
             raise _os_error(exc, "stat parent") from None
         if share_modes.is_delete_pending(server, (pst.st_dev, pst.st_ino)):
             raise SmbError(STATUS_DELETE_PENDING)
-    mode, forced = _file_mode(share, want_dir)
+    mode, forced = _file_mode(req.tree.share, want_dir)
     try:
         if want_dir:
             os.mkdir(path, mode)
@@ -525,19 +588,164 @@ def _create_new(req: Request, path: str, name: str, access: int, attributes: int
     try:
         if forced is not None:
             os.fchmod(fd, forced)
-        fst = os.fstat(fd)
+        if req.tree.share.inherit_owner:
+            _inherit_owner(fd, path)
+        return fd, os.fstat(fd)
     except OSError as exc:
         os.close(fd)
         raise _os_error(exc, "create") from None
-    stored = attributes & STORED_ATTRIBUTES_MASK
-    if not want_dir:
-        stored |= FILE_ATTRIBUTE_ARCHIVE
-    _store_attributes(fd, stored, unix_to_filetime(fst.st_mtime_ns))
-    meta = read_meta(fd, fst, hides_dot_files(share), split_name(name)[1])
-    key = (fst.st_dev, fst.st_ino)
-    op = _new_open(req, fd, path, name, want_dir, access, share_access, options, key,
-                   FILE_CREATED)
-    return op, FILE_CREATED, meta, fst
+
+
+def _inherit_owner(fd: int, path: str) -> None:
+    """`inherit owner` (ksmbd.conf(5)): a new file or directory belongs to the owner of the
+    directory it is created in, not to the account the server runs as. Needs the server to
+    run as root (it does on OpenWrt); elsewhere the file keeps the server's uid."""
+    parent_uid = os.stat(os.path.dirname(path)).st_uid
+    if os.fstat(fd).st_uid != parent_uid:
+        try:
+            os.fchown(fd, parent_uid, -1)
+        except PermissionError as exc:
+            log.debug("inherit owner of %s: %s", path, exc)
+
+
+def _open_stream(req: Request, name: str, stream: str, access: int, max_allowed: bool,
+                 attributes: int, share_access: int, disposition: int, options: int,
+                 requested: int):
+    """MS-FSA 2.1.5.1 for a named stream (fs/streams.py): open the file, or create it when
+    the disposition allows, then open, create or overwrite the stream in it. The Open keeps
+    a read-only descriptor of the file (enough for its xattrs) and is keyed per stream."""
+    tree = req.tree
+    server = req.server
+    fd = -1
+    for attempt in (0, 1):
+        path, st = resolve_stat(tree.root, name)
+        if st is not None:
+            if not _stat.S_ISDIR(st.st_mode) and not _stat.S_ISREG(st.st_mode):
+                raise SmbError(STATUS_ACCESS_DENIED)  # FIFOs, sockets, devices
+            if share_modes.is_delete_pending(server, (st.st_dev, st.st_ino)):
+                raise SmbError(STATUS_DELETE_PENDING)
+            break
+        if disposition in (FILE_OPEN, FILE_OVERWRITE):
+            raise SmbError(STATUS_OBJECT_NAME_NOT_FOUND)
+        if not tree.writable:
+            raise SmbError(STATUS_ACCESS_DENIED)
+        if options & FILE_DELETE_ON_CLOSE and attributes & FILE_ATTRIBUTE_READONLY:
+            raise SmbError(STATUS_CANNOT_DELETE)
+        token = token_for(req.session)
+        parent_sd = access_check.check_create(path, tree.root, token, False)
+        try:
+            fd, fst = _make_object(req, path, options & ~FILE_WRITE_THROUGH, False)
+            break
+        except FileExistsError:
+            if attempt:
+                raise SmbError(STATUS_OBJECT_NAME_COLLISION) from None
+    created_file = fd >= 0
+    if not created_file:
+        try:
+            fd = _open_dir(path) if _stat.S_ISDIR(st.st_mode) else \
+                os.open(path, _O_BASE | _O_NONBLOCK | os.O_RDONLY)
+        except OSError as exc:
+            raise _os_error(exc, "open stream") from None
+    try:
+        if created_file:
+            _store_attributes(fd, (attributes & STORED_ATTRIBUTES_MASK)
+                              | FILE_ATTRIBUTE_ARCHIVE, unix_to_filetime(fst.st_mtime_ns))
+            _store_security(fd, acl.inherit(parent_sd, None, False, token.user,
+                                            token.primary_group))
+        else:
+            fst = os.fstat(fd)
+            # the file's stored security descriptor covers its streams (fs/access_check.py)
+            access = access_check.check_existing(
+                fd, path, tree.root, token_for(req.session), access, requested, max_allowed,
+                tree.maximal_access)
+            if options & FILE_DELETE_ON_CLOSE and not access & DELETE:
+                raise SmbError(STATUS_ACCESS_DENIED)
+        base_key = (fst.st_dev, fst.st_ino)
+        if share_modes.is_delete_pending(server, base_key):
+            raise SmbError(STATUS_DELETE_PENDING)
+        meta = read_meta(fd, fst, hides_dot_files(tree.share), split_name(name)[1])
+        overwrite = disposition in (FILE_SUPERSEDE, FILE_OVERWRITE, FILE_OVERWRITE_IF)
+        if meta.attributes & FILE_ATTRIBUTE_READONLY and not created_file:
+            # MS-FSA 2.1.5.1.2.1: the file's read-only attribute covers its streams
+            if options & FILE_DELETE_ON_CLOSE:
+                raise SmbError(STATUS_CANNOT_DELETE)
+            if max_allowed:
+                access &= ~_READ_ONLY_FORBIDS
+            if access & _READ_ONLY_FORBIDS or overwrite:
+                raise SmbError(STATUS_ACCESS_DENIED)
+        stored = None if created_file else streams.find_stream(fd, stream)
+        if stored is None:
+            if disposition in (FILE_OPEN, FILE_OVERWRITE):
+                raise SmbError(STATUS_OBJECT_NAME_NOT_FOUND)
+            if not tree.writable:
+                raise SmbError(STATUS_ACCESS_DENIED)
+            streams.write_stream(fd, stream, b"", create=True)
+            stored = stream
+            action = FILE_CREATED
+            key = streams.stream_key(base_key, stored)
+        else:
+            if disposition == FILE_CREATE:
+                raise SmbError(STATUS_OBJECT_NAME_COLLISION)
+            key = streams.stream_key(base_key, stored)
+            if share_modes.is_delete_pending(server, key):
+                raise SmbError(STATUS_DELETE_PENDING)
+            share_modes.check_share_access(server, key, access, share_access)
+            if overwrite:
+                if not tree.writable:
+                    raise SmbError(STATUS_ACCESS_DENIED)
+                streams.write_stream(fd, stored, b"")
+                action = FILE_SUPERSEDED if disposition == FILE_SUPERSEDE else FILE_OVERWRITTEN
+            else:
+                action = FILE_OPENED
+        size = streams.stream_size(fd, stored)
+    except BaseException:
+        os.close(fd)
+        if created_file:
+            try:
+                os.unlink(path)  # the file came with this failed create: take it back
+            except OSError:
+                pass
+        raise
+    if created_file:
+        action = FILE_CREATED
+    meta.end_of_file = size
+    meta.allocation_size = streams.allocation(size)
+    meta.is_dir = False
+    full = name + ":" + stored
+    op = _new_open(req, fd, path, full, False, access, share_access, options, key, action)
+    op.extra = streams.StreamOpen(stored, base_key)
+    streams.register(server, op)
+    return op, action, meta, fst
+
+
+def _apply_eas(req: Request, op: Open, action: int, ea_list) -> None:
+    """The EAs of an SMB2_CREATE_EA_BUFFER context onto the new or overwritten object; if
+    they cannot be stored the CREATE fails, and an object it created is removed again."""
+    try:
+        eas.apply(op.fd, ea_list)
+    except SmbError:
+        os.close(op.fd)
+        op.fd = -1
+        if action == FILE_CREATED:
+            try:
+                if op.is_dir:
+                    os.rmdir(op.path)
+                else:
+                    os.unlink(op.path)
+            except OSError as exc:
+                log_unexpected(exc, "remove after failed EAs")
+        raise
+
+
+def _store_security(fd: int, sd) -> None:
+    """A new file's security descriptor into its xattr (nothing when `sd` is None); like
+    the attributes, a failure is logged and does not fail the CREATE."""
+    if sd is None:
+        return
+    try:
+        acl.store(fd, sd)
+    except OSError as exc:
+        log_unexpected(exc, "store security descriptor")
 
 
 def _store_attributes(fd: int, attributes: int, creation_time: int | None) -> None:
@@ -577,6 +785,10 @@ def handle_close(req: Request):
             meta = read_meta(op.fd, None, hides_dot_files(op.tree.share),
                              split_name(op.name)[1])
             deferred_size.adjust_meta(deferred_size.table(req.server), op.file_key, meta)
+            stream = streams.stream_of(op)
+            if stream is not None:  # the file's times and attributes, the stream's size
+                meta.end_of_file = streams.stream_size(op.fd, stream.name)
+                meta.allocation_size = streams.allocation(meta.end_of_file)
             body = _CLOSE_RESPONSE.pack(60, CLOSE_FLAG_POSTQUERY_ATTRIB, 0, meta.creation_time,
                                         meta.last_access_time, meta.last_write_time,
                                         meta.change_time, meta.allocation_size,

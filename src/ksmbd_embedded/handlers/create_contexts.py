@@ -6,18 +6,25 @@ the name and the data, both at offsets from the start of the context. Every offs
 is checked against the context's own extent; anything malformed is STATUS_INVALID_PARAMETER.
 
 Answered now: MxAc (2.2.14.2.5 maximal access) and QFid (2.2.14.2.9 on-disk file id).
+ExtA (2.2.13.2.1, a FILE_FULL_EA_INFORMATION list) is checked here (`ea_buffer`) and applied
+by create.py to a created or overwritten file (fs/eas.py); STATUS_EAS_NOT_SUPPORTED where the
+share's file system takes no user xattrs.
 Durable handles (DHnQ, DH2Q) and leases (RqLs) are accepted and not answered: a client that
 gets no response context knows it got no durable handle and no lease. A durable reconnect
 (DHnC, DH2C) can only name a handle this server never granted: STATUS_OBJECT_NAME_NOT_FOUND
 (3.3.5.9.7). A previous-version open (TWrp) names a snapshot that does not exist:
-STATUS_OBJECT_NAME_NOT_FOUND. Other contexts (ExtA, SecD, AlSi, AAPL...) are ignored.
+STATUS_OBJECT_NAME_NOT_FOUND. SecD (2.2.13.2.2, SMB2_CREATE_SD_BUFFER) is checked here
+(`sd_buffer`: a malformed descriptor is STATUS_INVALID_SECURITY_DESCR, one with a SACL
+STATUS_PRIVILEGE_NOT_HELD -- no token holds SeSecurityPrivilege) and becomes the security
+descriptor of a created file (fs/acl.py `inherit`). Other contexts (AlSi, AAPL...) are ignored.
 """
 
 from __future__ import annotations
 
 import struct
 
-from ..status import STATUS_INVALID_PARAMETER, SmbError
+from ..fs import eas
+from ..status import STATUS_EAS_NOT_SUPPORTED, STATUS_INVALID_PARAMETER, SmbError
 
 # Next, NameOffset, NameLength, Reserved, DataOffset, DataLength
 CONTEXT_HEADER = struct.Struct("<IHHHHI")
@@ -66,6 +73,29 @@ def parse_contexts(buf: memoryview) -> list[tuple[bytes, memoryview]]:
         if not nxt:
             return out
         pos += nxt
+
+
+def ea_buffer(data: memoryview, supported: bool) -> list:
+    """SMB2_CREATE_EA_BUFFER (2.2.13.2.1): the EAs to set, checked whole before the CREATE
+    touches the disk (malformed list, invalid or reserved names, oversized values)."""
+    if not supported:
+        raise SmbError(STATUS_EAS_NOT_SUPPORTED)
+    ea_list = eas.parse_full_ea_list(data)
+    eas.check_settable(ea_list)
+    return ea_list
+
+
+def sd_buffer(data: memoryview):
+    """SMB2_CREATE_SD_BUFFER (2.2.13.2.2): the self-relative descriptor, parsed and checked."""
+    from ..fs.acl import SE_SACL_PRESENT, InvalidDescriptor, parse_sd
+    from ..status import STATUS_INVALID_SECURITY_DESCR, STATUS_PRIVILEGE_NOT_HELD
+    try:
+        sd = parse_sd(data)
+    except InvalidDescriptor:
+        raise SmbError(STATUS_INVALID_SECURITY_DESCR) from None
+    if sd.control & SE_SACL_PRESENT:
+        raise SmbError(STATUS_PRIVILEGE_NOT_HELD)
+    return sd
 
 
 def find(contexts: list[tuple[bytes, memoryview]], name: bytes) -> memoryview | None:

@@ -1,4 +1,4 @@
-"""IOCTL (MS-SMB2 2.2.31, 2.2.32; 3.3.5.15, 3.3.5.15.2, 3.3.5.15.8, 3.3.5.15.12).
+"""IOCTL (MS-SMB2 2.2.31, 2.2.32; 3.3.5.15 and its subsections).
 
 Only FSCTLs are served (Flags must be SMB2_0_IOCTL_IS_FSCTL, else STATUS_NOT_SUPPORTED).
 
@@ -14,13 +14,43 @@ Decisions
   SecurityMode and the dialect.
 * FSCTL_DFS_GET_REFERRALS(_EX): this server is not DFS capable, so STATUS_FS_DRIVER_REQUIRED
   (3.3.5.15.2, "IsDfsCapable is FALSE"); Samba answers the same without "host msdfs".
-* FSCTL_QUERY_NETWORK_INTERFACE_INFO: STATUS_NOT_SUPPORTED until multichannel exists (the
-  Linux client treats it as "no interfaces" and carries on).
-* Named-pipe FSCTLs (PIPE_TRANSCEIVE, PIPE_PEEK, PIPE_WAIT): STATUS_NOT_SUPPORTED until IPC$
-  pipes exist; PIPE_TRANSCEIVE is handed to ``op.pipe.transceive(data, max_output)`` ->
-  (status, bytes) once a pipe object provides it.
-* SMB2-server FSCTLs not implemented yet (copychunk, resume key, snapshots, read hash,
-  resiliency): STATUS_NOT_SUPPORTED.
+* FSCTL_QUERY_NETWORK_INTERFACE_INFO (3.3.5.15.11): on SMB 3.x, the interfaces and addresses
+  the server listens on (fs/net_interfaces.py: up, not loopback, no IPv6 link-local; link
+  speed from sysfs; Capability 0, no RSS/RDMA). The spec lets a server without
+  SMB2_GLOBAL_CAP_MULTI_CHANNEL fail it ("MAY ... STATUS_NOT_SUPPORTED") but does not
+  require it, so the list is answered; we never announce that capability, and clients
+  (Windows, Linux) open no further channels without it. SMB 2.x: STATUS_NOT_SUPPORTED. A
+  list longer than MaxOutputResponse is STATUS_BUFFER_TOO_SMALL (smbtorture bug14788).
+* FSCTL_PIPE_TRANSCEIVE (3.3.5.15.3) on an IPC$ pipe: one DCE/RPC write + read through
+  ``op.pipe.transceive`` (rpc/pipe.py). A response longer than MaxOutputResponse returns its
+  first MaxOutputResponse bytes with STATUS_BUFFER_OVERFLOW; the rest stays queued and is
+  read with READ (3.3.5.12); another transceive meanwhile is STATUS_PIPE_BUSY. On a file:
+  STATUS_NOT_SUPPORTED (not a named pipe share). PIPE_PEEK and PIPE_WAIT: NOT_SUPPORTED.
+* FSCTL_SRV_REQUEST_RESUME_KEY / FSCTL_SRV_COPYCHUNK(_WRITE) (3.3.5.15.5, 3.3.5.15.6;
+  fs/copychunk.py): the key is 24 opaque bytes naming the source open, honoured for the
+  session that owns that open only. Limits 256 chunks, 1 MiB per chunk, 16 MiB per request;
+  a request over them (or a zero-length chunk, or a truncated one) is STATUS_INVALID_PARAMETER
+  with the limits in the response. Access: the source needs FILE_READ_DATA or FILE_EXECUTE
+  (as READ), the target FILE_WRITE_DATA, and COPYCHUNK also FILE_READ_DATA on the target.
+  Chunks are copied one by one, each checked like a READ of the source and a WRITE of the
+  target: byte-range locks of other opens (STATUS_FILE_LOCK_CONFLICT), a source range past
+  the end of file (STATUS_INVALID_VIEW_SIZE, what Windows answers), the WRITE offset limits;
+  a failure answers the error with the chunks and bytes copied before it (3.3.5.15.6.1).
+  Data moves with os.copy_file_range, else pread/pwrite; a deferred end of file on FAT-like
+  shares (fs/deferred_size.py) is honoured on both sides, named streams are copied too.
+* Sparse files (fs/sparse.py; only where the share's file system has holes,
+  `FsCaps.sparse`, which is also where FileFsAttributeInformation says
+  FILE_SUPPORTS_SPARSE_FILES): FSCTL_SET_SPARSE keeps the flag with the DOS attributes
+  (fs/dos_attrs.py; FILE_ATTRIBUTE_SPARSE_FILE is reported from it, SetSparse FALSE or a
+  missing buffer work as MS-FSCC says); FSCTL_SET_ZERO_DATA punches a hole in a sparse file
+  and zeroes (allocated) otherwise, never past the end of file, and needs FILE_WRITE_DATA and
+  no conflicting lock; FSCTL_QUERY_ALLOCATED_RANGES uses SEEK_DATA/SEEK_HOLE in 64 KiB units,
+  STATUS_BUFFER_TOO_SMALL without room for one range, STATUS_BUFFER_OVERFLOW with the ranges
+  that fit. A named-stream open's SET_SPARSE marks the file; its ranges are the stream's.
+* FSCTL_GET_REPARSE_POINT: STATUS_NOT_A_REPARSE_POINT. CREATE never opens a symlink itself
+  (fs/share_paths.py resolves in-share symlinks to their targets and opens with
+  O_NOFOLLOW), so no open is ever a reparse point (FILE_OPEN_REPARSE_POINT changes nothing).
+* SMB2-server FSCTLs not implemented (snapshots, read hash, resiliency): STATUS_NOT_SUPPORTED.
 * Pass-through (3.3.5.15.8): an FSCTL that MS-FSCC 2.3 defines goes to the object store.
   FSCTL_GET_COMPRESSION answers COMPRESSION_FORMAT_NONE; FSCTL_SET_COMPRESSION accepts NONE
   and refuses compressing with STATUS_NOT_SUPPORTED (what Windows answers on a volume without
@@ -37,12 +67,19 @@ import struct
 from typing import TYPE_CHECKING
 
 from .. import header as h
+from ..fs import byte_locks, copychunk, deferred_size, net_interfaces, sparse, streams
+from ..fs.dos_attrs import is_sparse, set_sparse
+from ..fs.errno_status import oserror_to_status
+from ..fs.fs_caps import caps_for
 from ..status import (
-    STATUS_BUFFER_TOO_SMALL,
-    STATUS_ACCESS_DENIED, STATUS_FS_DRIVER_REQUIRED, STATUS_INVALID_DEVICE_REQUEST,
-    STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS, SmbError,
+    STATUS_ACCESS_DENIED, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL,
+    STATUS_FS_DRIVER_REQUIRED, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_PARAMETER,
+    STATUS_MEDIA_WRITE_PROTECTED, STATUS_NOT_A_REPARSE_POINT, STATUS_NOT_SUPPORTED,
+    STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS, SmbError,
 )
-from ..tree import FILE_WRITE_DATA
+from ..tree import (
+    FILE_APPEND_DATA, FILE_EXECUTE, FILE_READ_DATA, FILE_WRITE_ATTRIBUTES, FILE_WRITE_DATA,
+)
 from .negotiate import DIALECTS, server_security_mode
 from .read_write import check_credit_charge, max_transact_size
 
@@ -123,10 +160,8 @@ FSCC_FSCTLS = frozenset(
 _NO_OPEN = frozenset((FSCTL_DFS_GET_REFERRALS, FSCTL_DFS_GET_REFERRALS_EX,
                       FSCTL_QUERY_NETWORK_INTERFACE_INFO, FSCTL_VALIDATE_NEGOTIATE_INFO,
                       FSCTL_PIPE_WAIT))
-_SERVER_UNSUPPORTED = frozenset((FSCTL_SRV_COPYCHUNK, FSCTL_SRV_COPYCHUNK_WRITE,
-                                 FSCTL_SRV_ENUMERATE_SNAPSHOTS, FSCTL_SRV_REQUEST_RESUME_KEY,
-                                 FSCTL_SRV_READ_HASH, FSCTL_LMR_REQUEST_RESILIENCY,
-                                 FSCTL_PIPE_PEEK))
+_SERVER_UNSUPPORTED = frozenset((FSCTL_SRV_ENUMERATE_SNAPSHOTS, FSCTL_SRV_READ_HASH,
+                                 FSCTL_LMR_REQUEST_RESILIENCY, FSCTL_PIPE_PEEK))
 
 _ALL_ONES = 0xFFFFFFFFFFFFFFFF
 
@@ -167,11 +202,24 @@ def handle_ioctl(req: Request):
     if ctl_code in (FSCTL_DFS_GET_REFERRALS, FSCTL_DFS_GET_REFERRALS_EX):
         raise SmbError(STATUS_FS_DRIVER_REQUIRED)
     if ctl_code == FSCTL_QUERY_NETWORK_INTERFACE_INFO:
-        raise SmbError(STATUS_NOT_SUPPORTED)
+        return _network_interfaces(req, max_out)
     if ctl_code == FSCTL_PIPE_TRANSCEIVE:
         return _pipe_transceive(op, ctl_code, fid_p, fid_v, data, max_out)
     if ctl_code == FSCTL_PIPE_WAIT or ctl_code in _SERVER_UNSUPPORTED:
         raise SmbError(STATUS_NOT_SUPPORTED)
+    if ctl_code == FSCTL_SRV_REQUEST_RESUME_KEY:
+        return _request_resume_key(req, op, fid_p, fid_v, max_out)
+    if ctl_code in (FSCTL_SRV_COPYCHUNK, FSCTL_SRV_COPYCHUNK_WRITE):
+        return _copychunk(req, op, ctl_code, fid_p, fid_v, data, max_out)
+    if ctl_code == FSCTL_SET_SPARSE:
+        return _set_sparse(op, fid_p, fid_v, data)
+    if ctl_code == FSCTL_SET_ZERO_DATA:
+        return _set_zero_data(req, op, fid_p, fid_v, data)
+    if ctl_code == FSCTL_QUERY_ALLOCATED_RANGES:
+        return _query_allocated_ranges(req, op, fid_p, fid_v, data, max_out)
+    if ctl_code == FSCTL_GET_REPARSE_POINT:
+        _data_file(op)
+        raise SmbError(STATUS_NOT_A_REPARSE_POINT)  # CREATE never opens a symlink itself
     if ctl_code == FSCTL_GET_COMPRESSION:
         return _get_compression(op, fid_p, fid_v, max_out)
     if ctl_code == FSCTL_SET_COMPRESSION:
@@ -297,3 +345,192 @@ def _pipe_transceive(op, ctl_code: int, fid_p: int, fid_v: int, data: memoryview
         raise SmbError(STATUS_NOT_SUPPORTED)  # IPC$ pipes come later
     status, output = transceive(data, max_out)
     return ioctl_response(ctl_code, fid_p, fid_v, bytes(output[:max_out]), status)
+
+
+# -- server-side copy (3.3.5.15.5, 3.3.5.15.6; fs/copychunk.py) ----------------------------------
+
+STATUS_INVALID_VIEW_SIZE = 0xC000001F  # MS-ERREF: what Windows answers for a source range
+#                                         past the end of file (smbtorture copy_chunk_src_exceed)
+_MAX_OFFSET = 0x7FFFFFFFFFFFFFFF
+_MAX_WRITE_END = 0xFFFFFFF0000  # as WRITE (read_write.py)
+_RESUME_KEY_RESPONSE = 32  # 2.2.32.3: ResumeKey (24), ContextLength (4) = 0, Context (4)
+
+
+def _data_file(op) -> None:
+    """An open of a regular file (not a pipe): what the object-store FSCTLs work on."""
+    if op.pipe is not None or op.fd < 0:
+        raise SmbError(STATUS_INVALID_DEVICE_REQUEST)
+
+
+def _data_size(server, op) -> int:
+    """The end of file the client sees: a named stream's size, or the file's with a deferred
+    end of file counted (fs/deferred_size.py)."""
+    stream = streams.stream_of(op)
+    if stream is not None:
+        return streams.stream_size(op.fd, stream.name)
+    return deferred_size.effective_size(server, op.file_key, os.fstat(op.fd).st_size)
+
+
+def _request_resume_key(req: Request, op, fid_p: int, fid_v: int, max_out: int):
+    _data_file(op)
+    if max_out < _RESUME_KEY_RESPONSE - 4:
+        raise SmbError(STATUS_INVALID_PARAMETER)
+    out = copychunk.resume_key(req.server, op) + bytes(4 if max_out < _RESUME_KEY_RESPONSE
+                                                       else 8)
+    return ioctl_response(FSCTL_SRV_REQUEST_RESUME_KEY, fid_p, fid_v, out)
+
+
+def _copychunk(req: Request, op, ctl_code: int, fid_p: int, fid_v: int, data: memoryview,
+               max_out: int):
+    server = req.server
+    _data_file(op)
+    key = copychunk.key_of(data)
+    src = copychunk.open_for_key(server, req.session, key) if key is not None else None
+    if key is not None and src is None:
+        raise SmbError(STATUS_OBJECT_NAME_NOT_FOUND)
+    if max_out < copychunk.RESPONSE.size:
+        raise SmbError(STATUS_INVALID_PARAMETER)
+    parsed = copychunk.parse_copy(data)
+    if parsed is None or src is None:  # 3.3.5.15.6.2: answer with the limits
+        return ioctl_response(ctl_code, fid_p, fid_v, copychunk.LIMITS_RESPONSE,
+                              STATUS_INVALID_PARAMETER)
+    _data_file(src)
+    if op.is_dir or src.is_dir:
+        raise SmbError(STATUS_INVALID_DEVICE_REQUEST)
+    needed = FILE_WRITE_DATA | (FILE_READ_DATA if ctl_code == FSCTL_SRV_COPYCHUNK else 0)
+    # the source is read as READ would: FILE_READ_DATA or FILE_EXECUTE (smbtorture
+    # copy_chunk_bad_access accepts an execute-only source, as Windows does)
+    if op.granted_access & needed != needed or \
+            not src.granted_access & (FILE_READ_DATA | FILE_EXECUTE):
+        raise SmbError(STATUS_ACCESS_DENIED)
+    chunks_written = total = 0
+    deferred = deferred_size.table(server) is not None
+    try:
+        for src_off, dst_off, length in parsed[1]:
+            if src_off + length > _MAX_OFFSET or dst_off + length > _MAX_WRITE_END:
+                raise SmbError(STATUS_INVALID_PARAMETER)
+            if src_off + length > _data_size(server, src):
+                raise SmbError(STATUS_INVALID_VIEW_SIZE)
+            # MS-FSA 2.1.4.10, as READ and WRITE would (Windows 2012+ copies with them)
+            byte_locks.check_io(server, src, src_off, length, False)
+            byte_locks.check_io(server, op, dst_off, length, True)
+            copychunk.copy_between(src, op, src_off, dst_off, length)
+            if deferred:
+                deferred_size.written(server, op.file_key, dst_off + length)
+            chunks_written += 1
+            total += length
+    except (SmbError, OSError) as exc:
+        # 3.3.5.15.6.1: the error with what was copied before it
+        status = exc.status if isinstance(exc, SmbError) else oserror_to_status(exc, "COPYCHUNK")
+        return ioctl_response(ctl_code, fid_p, fid_v,
+                              copychunk.RESPONSE.pack(chunks_written, 0, total), status)
+    return ioctl_response(ctl_code, fid_p, fid_v, copychunk.RESPONSE.pack(chunks_written, 0,
+                                                                          total))
+
+
+# -- sparse files (MS-FSA 2.1.5.10.22, .38, .39; fs/sparse.py) -----------------------------------
+
+_RANGE = struct.Struct("<qq")  # FILE_ALLOCATED_RANGE_BUFFER / FILE_ZERO_DATA_INFORMATION
+
+
+def _sparse_capable(op) -> bool:
+    return bool(op.tree.root) and caps_for(op.tree.root).sparse
+
+
+def _check_writable_volume(op) -> None:
+    if not op.tree.writable or (op.tree.root and caps_for(op.tree.root).read_only):
+        raise SmbError(STATUS_MEDIA_WRITE_PROTECTED)
+
+
+def _set_sparse(op, fid_p: int, fid_v: int, data: memoryview):
+    """FSCTL_SET_SPARSE (MS-FSA 2.1.5.10.38): the flag lives with the DOS attributes. No
+    input buffer means SetSparse TRUE; a longer one than FILE_SET_SPARSE_BUFFER is accepted.
+    Clearing the flag does not allocate the file's holes: reads give the same zeros and
+    QUERY_ALLOCATED_RANGES reports a non-sparse file fully allocated anyway."""
+    _data_file(op)
+    if not _sparse_capable(op):
+        raise SmbError(STATUS_INVALID_DEVICE_REQUEST)  # FAT-like: no sparse files
+    if op.is_dir:
+        raise SmbError(STATUS_INVALID_PARAMETER)
+    _check_writable_volume(op)
+    # MS-FSA names FILE_WRITE_DATA or FILE_WRITE_ATTRIBUTES; Windows also takes
+    # FILE_APPEND_DATA alone (smbtorture smb2.ioctl.sparse_perms)
+    if not op.granted_access & (FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES | FILE_APPEND_DATA):
+        raise SmbError(STATUS_ACCESS_DENIED)
+    on = len(data) == 0 or data[0] != 0
+    try:
+        if not set_sparse(op.fd, on):
+            raise SmbError(STATUS_INVALID_DEVICE_REQUEST)  # no user xattrs to keep it in
+    except OSError as exc:
+        raise SmbError(oserror_to_status(exc, "SET_SPARSE")) from None
+    return ioctl_response(FSCTL_SET_SPARSE, fid_p, fid_v, b"")
+
+
+def _set_zero_data(req: Request, op, fid_p: int, fid_v: int, data: memoryview):
+    """FSCTL_SET_ZERO_DATA (MS-FSA 2.1.5.10.39): a hole in sparse files, zeros otherwise;
+    never past the end of file. Needs FILE_WRITE_DATA and no conflicting byte-range lock."""
+    _data_file(op)
+    if len(data) < _RANGE.size:
+        raise SmbError(STATUS_INVALID_PARAMETER)
+    start, end = _RANGE.unpack_from(data, 0)
+    if start < 0 or end < 0 or start > end or op.is_dir:
+        raise SmbError(STATUS_INVALID_PARAMETER)
+    _check_writable_volume(op)
+    if not op.granted_access & FILE_WRITE_DATA:
+        raise SmbError(STATUS_ACCESS_DENIED)
+    byte_locks.check_io(req.server, op, start, end - start, True)
+    try:
+        stream = streams.stream_of(op)
+        if stream is not None:
+            size = streams.stream_size(op.fd, stream.name)
+            if start < size:
+                streams.write_at(op.fd, stream.name, start, bytes(min(end, size) - start))
+        else:
+            sparse.zero_range(op.fd, start, end, _sparse_capable(op) and is_sparse(op.fd))
+    except OSError as exc:
+        raise SmbError(oserror_to_status(exc, "SET_ZERO_DATA")) from None
+    return ioctl_response(FSCTL_SET_ZERO_DATA, fid_p, fid_v, b"")
+
+
+def _query_allocated_ranges(req: Request, op, fid_p: int, fid_v: int, data: memoryview,
+                            max_out: int):
+    """FSCTL_QUERY_ALLOCATED_RANGES (MS-FSA 2.1.5.10.22; MS-FSCC 2.3.51, 2.3.52). No room
+    for even one range when there is one: STATUS_BUFFER_TOO_SMALL; more ranges than fit:
+    as many as fit with STATUS_BUFFER_OVERFLOW."""
+    _data_file(op)
+    if len(data) < _RANGE.size:
+        raise SmbError(STATUS_INVALID_PARAMETER)
+    offset, length = _RANGE.unpack_from(data, 0)
+    if offset < 0 or length < 0 or offset + length > _MAX_OFFSET or op.is_dir:
+        raise SmbError(STATUS_INVALID_PARAMETER)
+    if not op.granted_access & FILE_READ_DATA:
+        raise SmbError(STATUS_ACCESS_DENIED)
+    limit = max_out // _RANGE.size
+    try:
+        size = _data_size(req.server, op)
+        sparse_file = streams.stream_of(op) is None and _sparse_capable(op) and is_sparse(op.fd)
+        ranges = sparse.allocated_ranges(op.fd, offset, length, size, sparse_file, limit)
+    except OSError as exc:
+        raise SmbError(oserror_to_status(exc, "QUERY_ALLOCATED_RANGES")) from None
+    if ranges and limit == 0:
+        raise SmbError(STATUS_BUFFER_TOO_SMALL)
+    status = STATUS_BUFFER_OVERFLOW if len(ranges) > limit else STATUS_SUCCESS
+    out = b"".join(_RANGE.pack(o, n) for o, n in ranges[:limit])
+    return ioctl_response(FSCTL_QUERY_ALLOCATED_RANGES, fid_p, fid_v, out, status)
+
+
+# -- FSCTL_QUERY_NETWORK_INTERFACE_INFO (3.3.5.15.11; fs/net_interfaces.py) ---------------------
+
+def _network_interfaces(req: Request, max_out: int):
+    """SMB 3.x only (the section applies to 3.x; 2.x gets STATUS_NOT_SUPPORTED). The server
+    does not offer SMB2_GLOBAL_CAP_MULTI_CHANNEL, which makes STATUS_NOT_SUPPORTED allowed
+    ("MAY") but not required: the list is answered anyway, and without the capability no
+    client opens further channels from it (Windows and Linux check it, MS-SMB2 3.2.5.2)."""
+    dialect = req.conn.dialect
+    if dialect < h.SMB3_00 or dialect == h.SMB2_WILDCARD:
+        raise SmbError(STATUS_NOT_SUPPORTED)
+    out = net_interfaces.encode(net_interfaces.served_interfaces(
+        tuple(req.server.config.globals.listen)))
+    if len(out) > max_out:
+        raise SmbError(STATUS_BUFFER_TOO_SMALL)
+    return ioctl_response(FSCTL_QUERY_NETWORK_INTERFACE_INFO, _ALL_ONES, _ALL_ONES, out)

@@ -22,7 +22,14 @@ Decisions
   leading backslash ("\\dir\\file", "\\" for the root), FileNormalizedNameInformation the same
   path without it. FileAlternateNameInformation gives `short_names.short_name` of the last
   component (STATUS_OBJECT_NAME_NOT_FOUND for the share root, which has no name).
-  FileFullEaInformation is STATUS_NO_EAS_ON_FILE (no EAs yet).
+  FileFullEaInformation lists the EAs (fs/eas.py): all of them, or those the input buffer's
+  FILE_GET_EA_INFORMATION list names (a missing one with an empty value); as many whole
+  entries as fit (STATUS_BUFFER_OVERFLOW when some did not, STATUS_BUFFER_TOO_SMALL when none
+  did), one with SL_RETURN_SINGLE_ENTRY; no EAs at all is STATUS_NO_EAS_ON_FILE. The scan
+  always starts at the first EA (no per-open EA index is kept). EaSize in FileEaInformation
+  and FileAllInformation is the size of that whole list.
+* Named streams (fs/streams.py): an open of a stream reports the file's metadata with the
+  stream's size; FileStreamInformation lists "::$DATA" (files only) and every named stream.
 * FilePositionInformation returns Open.position, which SET_INFO and synchronous-mode reads and
   writes keep (3.3.5.20.1 says SHOULD return 0; the value a client set is more useful).
 * Volume identity: VolumeSerialNumber is a CRC-32 of st_dev (stable while the disk stays on the
@@ -31,23 +38,26 @@ Decisions
   than 3 characters: smbclient's `volume` refuses anything shorter. FileFsControlInformation
   says "no quotas": flags 0, no default threshold or limit.
 * FileFsAttributeInformation: FILE_CASE_PRESERVED_NAMES | FILE_UNICODE_ON_DISK, plus
-  (FILE_SUPPORTS_SPARSE_FILES once the sparse FSCTLs exist: `fs_caps` knows where),
+  FILE_NAMED_STREAMS | FILE_SUPPORTS_EXTENDED_ATTRIBUTES | FILE_PERSISTENT_ACLS where the file
+  system takes user xattrs (`streams.supported`; stored security descriptors need them too),
+  FILE_SUPPORTS_SPARSE_FILES where the file system has real holes (`fs_caps`; not FAT/exFAT),
   FILE_SUPPORTS_HARD_LINKS where it has hard links (not FAT/exFAT), FILE_READ_ONLY_VOLUME
-  for a read-only tree or mount; no FILE_NAMED_STREAMS or FILE_PERSISTENT_ACLS until streams
-  and stored ACLs exist; name "NTFS", 255 per component.
+  for a read-only tree or mount; name
+  "NTFS", 255 per component.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat as _stat
 import struct
 import zlib
 from typing import TYPE_CHECKING
 
 from .. import header as h
 from ..fs import file_info as fi
-from ..fs import deferred_size
+from ..fs import deferred_size, eas, streams
 from ..fs import fs_info as fsi
 from ..fs.dos_attrs import FileMeta, read_meta
 from ..fs.errno_status import status_from_oserror
@@ -55,8 +65,9 @@ from ..fs.fs_caps import caps_for
 from ..fs.security import (
     ATTRIBUTE_SECURITY_INFORMATION, DACL_SECURITY_INFORMATION, GROUP_SECURITY_INFORMATION,
     LABEL_SECURITY_INFORMATION, OWNER_SECURITY_INFORMATION, SACL_SECURITY_INFORMATION,
-    SCOPE_SECURITY_INFORMATION, security_descriptor_from_stat,
+    SCOPE_SECURITY_INFORMATION, descriptor_of,
 )
+from ..fs.sid import token_for
 from ..fs.share_modes import is_delete_pending
 from ..fs.share_paths import hides_dot_files, split_name
 from ..fs.short_names import short_name
@@ -249,9 +260,14 @@ def _query_file(req: Request, op: Open, info_class: int, out_len: int):
                       fi.FILE_PIPE_REMOTE_INFORMATION):
         raise SmbError(STATUS_INVALID_PARAMETER)  # MS-FSA: not a pipe
     if info_class == fi.FILE_FULL_EA_INFORMATION:
-        raise SmbError(STATUS_NO_EAS_ON_FILE)
+        return _query_full_ea(req, op, out_len)
     meta = file_meta(req, op)
     name = op.name
+    if info_class == fi.FILE_STREAM_INFORMATION:
+        data = fi.encode_stream_list(_stream_entries(op, meta))
+        if 0 < len(data) < fixed:
+            data = data.ljust(fixed, b"\x00")
+        return _success(data, out_len, fixed)
     if info_class == fi.FILE_ALTERNATE_NAME_INFORMATION:
         if not name:
             raise SmbError(STATUS_OBJECT_NAME_NOT_FOUND)  # the share root has no name
@@ -262,6 +278,7 @@ def _query_file(req: Request, op: Open, info_class: int, out_len: int):
         name=name if info_class == fi.FILE_NORMALIZED_NAME_INFORMATION else "\\" + name,
         access_flags=access, position=op.position, mode=op.mode,
         volume_serial=volume_serial(_st_dev(op)),
+        ea_size=eas.total_size(op.fd) if info_class in _WITH_EA_SIZE else 0,
     )
     if data is None:  # pragma: no cover - every class above has an encoder
         raise SmbError(STATUS_NOT_SUPPORTED)
@@ -286,7 +303,63 @@ def file_meta(req: Request, op: Open) -> FileMeta:
         meta.delete_pending = True
         if meta.nlink:
             meta.nlink -= 1  # MS-FSA 2.1.5.12.27: links not marked for deletion
+    stream = streams.stream_of(op)
+    if stream is not None:  # the file's metadata, the stream's size
+        meta.end_of_file = streams.stream_size(op.fd, stream.name)
+        meta.allocation_size = streams.allocation(meta.end_of_file)
+        meta.is_dir = False
     return meta
+
+
+_WITH_EA_SIZE = frozenset((fi.FILE_EA_INFORMATION, fi.FILE_ALL_INFORMATION))
+
+
+def _stream_entries(op: Open, meta: FileMeta) -> list[tuple[str, int, int]]:
+    """FileStreamInformation entries: (name, size, allocation) of the default stream (files
+    only) and of every named stream."""
+    stream = streams.stream_of(op)
+    try:
+        st = os.fstat(op.fd)
+    except OSError as exc:
+        raise SmbError(status_from_oserror(exc)) from None
+    out = []
+    if not _stat.S_ISDIR(st.st_mode):
+        if stream is None:
+            out.append(("::$DATA", meta.end_of_file, meta.allocation_size))
+        else:
+            out.append(("::$DATA", st.st_size, st.st_blocks * 512))
+    for sname, size in streams.list_streams(op.fd):
+        out.append((":" + sname + ":$DATA", size, streams.allocation(size)))
+    return out
+
+
+# QUERY_INFO Flags for FileFullEaInformation (MS-SMB2 2.2.37)
+SL_RESTART_SCAN = 0x00000001
+SL_RETURN_SINGLE_ENTRY = 0x00000002
+SL_INDEX_SPECIFIED = 0x00000004
+
+
+def _query_full_ea(req: Request, op: Open, out_len: int):
+    """FileFullEaInformation (see the module docstring)."""
+    (_, _, _, _, in_off, _, in_len, _, flags, _, _) = _REQUEST.unpack_from(req.view,
+                                                                         h.HEADER_SIZE)
+    have = eas.list_eas(op.fd)
+    if in_len:
+        wanted = eas.parse_get_ea_list(req.data(in_off, in_len))
+        by_name = {ea.name.upper(): ea for ea in have}
+        found = [by_name.get(n) or eas.Ea(n, b"") for n in wanted]
+    else:
+        if not have:
+            raise SmbError(STATUS_NO_EAS_ON_FILE)
+        found = have
+    if flags & SL_RETURN_SINGLE_ENTRY:
+        found = found[:1]
+    data, count = eas.encode_full_ea_list(found, out_len)
+    if count == 0:
+        raise SmbError(STATUS_BUFFER_TOO_SMALL)
+    if count < len(found):
+        return STATUS_BUFFER_OVERFLOW, [_RESPONSE.pack(9, _OUTPUT_OFFSET, len(data)), data]
+    return _success(data, out_len, None)
 
 
 def _st_dev(op: Open) -> int:
@@ -357,8 +430,12 @@ def fs_attributes(tree, st_vfs) -> int:
     """FileSystemAttributes of a share (see the module docstring)."""
     caps = caps_for(tree.root)
     attrs = fsi.DEFAULT_FS_ATTRIBUTES
-    # FILE_SUPPORTS_SPARSE_FILES waits for FSCTL_SET_SPARSE / QUERY_ALLOCATED_RANGES (issue 4):
-    # a client trusting the flag would otherwise get errors. `caps.sparse` already says where.
+    if streams.supported(tree.root):
+        # all three live in user xattrs (fs/streams.py, fs/eas.py, fs/acl.py)
+        attrs |= fsi.FILE_NAMED_STREAMS | fsi.FILE_SUPPORTS_EXTENDED_ATTRIBUTES \
+            | fsi.FILE_PERSISTENT_ACLS
+    if caps.sparse:  # FSCTL_SET_SPARSE / SET_ZERO_DATA / QUERY_ALLOCATED_RANGES (ioctl.py)
+        attrs |= fsi.FILE_SUPPORTS_SPARSE_FILES
     if caps.hard_links:
         attrs |= fsi.FILE_SUPPORTS_HARD_LINKS  # SET_INFO FileLinkInformation
     if not tree.writable or caps.read_only:
@@ -382,7 +459,8 @@ def _query_security(req: Request, op: Open, additional: int, out_len: int):
         st = os.fstat(op.fd)
     except OSError as exc:
         raise SmbError(status_from_oserror(exc)) from None
-    sd = security_descriptor_from_stat(st, additional)
+    # the stored descriptor, else one synthesized from the mode (fs/security.py)
+    sd = descriptor_of(op.fd, st, token_for(op.session), op.path)[0].pack(additional)
     if len(sd) > out_len:
         # never a partial descriptor: tell the client the size it needs
         return error_with_data(req.conn, STATUS_BUFFER_TOO_SMALL, _U32.pack(len(sd)))

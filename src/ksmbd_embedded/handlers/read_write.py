@@ -15,6 +15,9 @@ catches up, FLUSH writes it to disk.
 
 Named pipes (IPC$ opens, `op.pipe` set) are delegated to the pipe object, which provides
 `read(length) -> (status, bytes-like)` and `write(data: memoryview) -> int`.
+
+Opens of a named stream (fs/streams.py) read and write the stream's xattr: a READ answers
+from a copy of it, a WRITE rewrites it whole (STATUS_DISK_FULL past what an xattr holds).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from .. import header as h
 from ..file_range import FileRange
-from ..fs import byte_locks, deferred_size
+from ..fs import byte_locks, deferred_size, streams
 from ..fs.errno_status import oserror_to_status
 from ..status import (
     STATUS_ACCESS_DENIED, STATUS_BUFFER_OVERFLOW, STATUS_END_OF_FILE,
@@ -155,6 +158,9 @@ def handle_read(req: Request):
         return STATUS_SUCCESS, _READ_RSP.pack(17, _READ_DATA_OFFSET, 0, 0, 0, 0)
     # MS-FSA 2.1.4.10: another open's exclusive lock on the range refuses the read.
     byte_locks.check_io(req.server, op, offset, length, False)
+    stream = streams.stream_of(op)
+    if stream is not None:
+        return _stream_read(req, op, stream, offset, length, min_count)
     try:
         size = os.fstat(op.fd).st_size
     except OSError as exc:
@@ -175,6 +181,17 @@ def handle_read(req: Request):
     # The data stays on disk: the connection sends it with os.sendfile when it can.
     return STATUS_SUCCESS, [_READ_RSP.pack(17, _READ_DATA_OFFSET, 0, n, 0, 0),
                             FileRange(op.fd, offset, n)]
+
+
+def _stream_read(req: Request, op, stream, offset: int, length: int, min_count: int):
+    data = streams.read_stream(op.fd, stream.name)[offset:offset + length]
+    n = len(data)
+    if n == 0 or n < min_count:
+        raise SmbError(STATUS_END_OF_FILE)  # MS-FSA 2.1.5.3, as for the file's own data
+    op.position = offset + n
+    req.session.bytes_read += n
+    req.server.bytes_read += n
+    return STATUS_SUCCESS, [_READ_RSP.pack(17, _READ_DATA_OFFSET, 0, n, 0, 0), data]
 
 
 def _pipe_read(req: Request, op, length: int):
@@ -215,6 +232,9 @@ def handle_write(req: Request):
     if length == 0:
         return STATUS_SUCCESS, _WRITE_RSP.pack(17, 0, 0, 0, 0, 0)
     server = req.server
+    stream = streams.stream_of(op)
+    if stream is not None:
+        return _stream_write(req, op, stream, offset, data, append_only)
     try:
         if offset == WRITE_TO_END_OF_FILE:
             offset = deferred_size.effective_size(server, op.file_key, os.fstat(fd).st_size)
@@ -238,6 +258,21 @@ def handle_write(req: Request):
         deferred_size.written(server, op.file_key, offset + length)
     req.session.bytes_written += length
     server.bytes_written += length
+    return STATUS_SUCCESS, _WRITE_RSP.pack(17, 0, length, 0, 0, 0)
+
+
+def _stream_write(req: Request, op, stream, offset: int, data, append_only: bool):
+    size = streams.stream_size(op.fd, stream.name)
+    if offset == WRITE_TO_END_OF_FILE:
+        offset = size
+    length = len(data)
+    byte_locks.check_io(req.server, op, offset, length, True)
+    if append_only and offset < size:
+        raise SmbError(STATUS_ACCESS_DENIED)  # 3.3.5.13, as _check_append_only
+    streams.write_at(op.fd, stream.name, offset, data)
+    op.position = offset + length
+    req.session.bytes_written += length
+    req.server.bytes_written += length
     return STATUS_SUCCESS, _WRITE_RSP.pack(17, 0, length, 0, 0, 0)
 
 

@@ -5,8 +5,8 @@ Decisions
 * Class validity follows 3.3.5.21.1/.2: served here are FileBasic, FileRename, FileLink,
   FileDisposition(Ex), FilePosition, FileMode, FileAllocation, FileEndOfFile; of the other
   classes 2.2.39 lists, FileValidDataLength is STATUS_PRIVILEGE_NOT_HELD (it needs
-  SeManageVolumePrivilege, MS-FSA 2.1.5.15.12, which no SMB user holds here), FileFullEa is
-  STATUS_EAS_NOT_SUPPORTED, FileShortName and FilePipe are STATUS_NOT_SUPPORTED. Classes
+  SeManageVolumePrivilege, MS-FSA 2.1.5.15.12, which no SMB user holds here), FileShortName
+  and FilePipe are STATUS_NOT_SUPPORTED. Classes
   MS-FSCC documents with "Set" but 2.2.39 does not list are STATUS_NOT_SUPPORTED, all others
   STATUS_INVALID_INFO_CLASS.
 * A read-only tree refuses every change with STATUS_ACCESS_DENIED; FilePosition and FileMode
@@ -26,9 +26,19 @@ Decisions
   root -> STATUS_CANNOT_DELETE. The state is the file's delete-pending flag in `share_modes`;
   FileDispositionInformationEx with FILE_DISPOSITION_ON_CLOSE sets this open's
   delete-on-close instead; FILE_DISPOSITION_POSIX_SEMANTICS is treated as the plain flag.
+* FileFullEaInformation (MS-FSA 2.1.5.15.4) needs FILE_WRITE_EA; the list is checked whole
+  before any EA is written; fs/eas.py stores it.
+* Named streams (fs/streams.py): end of file and allocation resize the stream; an open of a
+  stream renamed to ":new[:$DATA]" renames the stream (MS-FSA 2.1.5.15.11.1: an existing
+  target needs ReplaceIfExists (else STATUS_OBJECT_NAME_COLLISION), no open handle
+  (STATUS_SHARING_VIOLATION) and no data (STATUS_INVALID_PARAMETER)); "::$DATA" moves the
+  stream's data into the file's, which must be empty (or ReplaceIfExists) and not open
+  elsewhere. A stream open renamed to a path is STATUS_SHARING_VIOLATION (what Windows
+  answers, smbtorture smb2.streams.rename2). A file with open streams cannot be renamed
+  (STATUS_ACCESS_DENIED, smb2.streams.basefile-rename-with-open-stream). The file's own open
+  renamed to ":name" (default stream into a named one) is STATUS_NOT_SUPPORTED.
 * Rename and link targets are share-relative names (a leading backslash is accepted),
-  RootDirectory must be 0 (STATUS_INVALID_PARAMETER), stream renames (":name") are
-  STATUS_NOT_SUPPORTED. (3.3.5.21.1 also says a FileName holding a separator is
+  RootDirectory must be 0 (STATUS_INVALID_PARAMETER). (3.3.5.21.1 also says a FileName holding a separator is
   STATUS_NOT_SUPPORTED; every client sends share-relative paths with separators and Windows
   servers accept them, so that sentence is not followed.) The target's parent is resolved with
   `share_paths.resolve_stat` (confined, case-insensitive); its last component is matched
@@ -43,10 +53,11 @@ Decisions
   os.rename are two steps: a local process creating the target in between is overwritten
   (renameat2 RENAME_NOREPLACE would close that; not worth ctypes yet).
 * SMB2_0_INFO_SECURITY: owner/group need WRITE_OWNER, a DACL WRITE_DAC, a SACL
-  ACCESS_SYSTEM_SECURITY (else STATUS_ACCESS_DENIED); then, as MS-FSA 2.1.5.17 says for an
-  object store that does not implement security, STATUS_INVALID_DEVICE_REQUEST. That is also
-  what a FAT-backed Windows share answers, so clients already cope, and the volume does not
-  claim FILE_PERSISTENT_ACLS. Stored ACLs would replace this.
+  ACCESS_SYSTEM_SECURITY (else STATUS_ACCESS_DENIED; no token holds it); the descriptor is
+  validated (STATUS_INVALID_SECURITY_DESCR), merged into the file's and stored in the
+  ``user.ksmbd.NTSD`` xattr (fs/acl.py). Where the file system takes no user xattrs the
+  answer is STATUS_INVALID_DEVICE_REQUEST, as MS-FSA 2.1.5.16 says for an object store that
+  does not implement security (what a FAT-backed Windows share answers too).
 * SMB2_0_INFO_FILESYSTEM: FileFsControl/FileFsObjectId need FILE_WRITE_DATA, then
   STATUS_NOT_SUPPORTED (no quotas, no settable object ids); SMB2_0_INFO_QUOTA:
   STATUS_NOT_SUPPORTED.
@@ -62,7 +73,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from .. import header as h
-from ..fs import change_time, deferred_size
+from ..fs import byte_locks, change_time, deferred_size, eas, streams
 from ..fs import file_info as fi
 from ..fs.dos_attrs import (
     BASIC_SETTABLE_ATTRIBUTES, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_READONLY,
@@ -72,22 +83,28 @@ from ..fs.errno_status import status_from_oserror
 from ..fs.fs_caps import caps_for
 from ..fs.security import (
     DACL_SECURITY_INFORMATION, GROUP_SECURITY_INFORMATION, LABEL_SECURITY_INFORMATION,
-    OWNER_SECURITY_INFORMATION, SACL_SECURITY_INFORMATION,
+    OWNER_SECURITY_INFORMATION, SACL_SECURITY_INFORMATION, descriptor_of,
 )
+from ..fs.acl import InvalidDescriptor, parse_sd, xattrs_unsupported
+from ..fs.acl import merge as merge_sd
+from ..fs.acl import store as store_sd
+from ..fs.sid import token_for
 from ..fs.share_modes import (
-    FILE_SHARE_READ, FILE_SHARE_WRITE, delete_refusal, set_delete_pending, share_conflict,
+    FILE_SHARE_READ, FILE_SHARE_WRITE, delete_refusal, is_delete_pending, set_delete_pending,
+    share_conflict,
 )
 from ..fs.share_paths import check_name, find_case, is_vetoed, resolve_stat, split_name
 from ..status import (
     STATUS_ACCESS_DENIED, STATUS_CANNOT_DELETE, STATUS_EAS_NOT_SUPPORTED,
     STATUS_FILE_IS_A_DIRECTORY, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_INFO_CLASS,
+    STATUS_INVALID_OWNER, STATUS_INVALID_PRIMARY_GROUP, STATUS_INVALID_SECURITY_DESCR,
     STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_OBJECT_NAME_COLLISION,
     STATUS_OBJECT_PATH_NOT_FOUND, STATUS_PRIVILEGE_NOT_HELD, STATUS_SHARING_VIOLATION,
     STATUS_SUCCESS, SmbError,
 )
 from ..tree import (
-    ACCESS_SYSTEM_SECURITY, DELETE, FILE_WRITE_ATTRIBUTES, FILE_WRITE_DATA, WRITE_DAC,
-    WRITE_OWNER,
+    ACCESS_SYSTEM_SECURITY, DELETE, FILE_WRITE_ATTRIBUTES, FILE_WRITE_DATA, FILE_WRITE_EA,
+    WRITE_DAC, WRITE_OWNER,
 )
 from .query_info import (
     SMB2_0_INFO_FILE, SMB2_0_INFO_FILESYSTEM, SMB2_0_INFO_QUOTA, SMB2_0_INFO_SECURITY,
@@ -139,7 +156,7 @@ def handle_set_info(req: Request):
     if info_type == SMB2_0_INFO_FILESYSTEM:
         return _set_fs(op, info_class)
     if info_type == SMB2_0_INFO_SECURITY:
-        return _set_security(op, additional)
+        return _set_security(op, additional, buf)
     if info_type == SMB2_0_INFO_QUOTA:
         raise SmbError(STATUS_NOT_SUPPORTED)
     raise SmbError(STATUS_INVALID_PARAMETER)
@@ -209,6 +226,10 @@ def _set_end_of_file(req: Request, op: Open, buf) -> None:
     _require(op, FILE_WRITE_DATA)
     if op.is_dir:
         raise SmbError(STATUS_INVALID_PARAMETER)
+    stream = streams.stream_of(op)
+    if stream is not None:
+        streams.set_size(op.fd, stream.name, eof)
+        return
     try:
         # a plain ftruncate, except growing on FAT-like file systems: deferred (no zero-fill)
         deferred_size.set_end_of_file(req.server, op, eof)
@@ -221,6 +242,11 @@ def _set_allocation(req: Request, op: Open, buf) -> None:
     _require(op, FILE_WRITE_DATA)
     if op.is_dir:
         raise SmbError(STATUS_INVALID_PARAMETER)
+    stream = streams.stream_of(op)
+    if stream is not None:
+        if size < streams.stream_size(op.fd, stream.name):
+            streams.set_size(op.fd, stream.name, size)  # below the data: truncates
+        return
     try:
         deferred_size.set_allocation(req.server, op, size)
     except OSError as exc:
@@ -322,7 +348,8 @@ def _check_replace(req: Request, path: str, st: os.stat_result, replace: bool) -
         raise SmbError(STATUS_OBJECT_NAME_COLLISION)
     if _stat.S_ISDIR(st.st_mode):
         raise SmbError(STATUS_ACCESS_DENIED)
-    if req.server.opens.others((st.st_dev, st.st_ino)):
+    if req.server.opens.others((st.st_dev, st.st_ino)) \
+            or streams.stream_opens(req.server, (st.st_dev, st.st_ino)):
         raise SmbError(STATUS_ACCESS_DENIED)
     if not _stat.S_ISLNK(st.st_mode):
         try:
@@ -337,8 +364,14 @@ def _set_rename(req: Request, op: Open, buf) -> None:
     _require(op, DELETE)
     if root_dir:
         raise SmbError(STATUS_INVALID_PARAMETER)  # MS-FSCC 2.4.42.2: 0 for network operations
+    stream = streams.stream_of(op)
+    if stream is not None:
+        _rename_stream(req, op, stream, replace, raw_name)
+        return
     if not op.name:
         raise SmbError(STATUS_ACCESS_DENIED)  # the share root stays where it is
+    if streams.stream_opens(req.server, op.file_key):
+        raise SmbError(STATUS_ACCESS_DENIED)  # a stream of it is open
     name, exact, path, st = _target(req, op, raw_name)
     replaced = None
     if st is not None and (st.st_dev, st.st_ino) != op.file_key:
@@ -374,11 +407,104 @@ def _set_rename(req: Request, op: Open, buf) -> None:
                     state.parent = os.path.dirname(exact)
 
 
+def _rename_stream(req: Request, op: Open, stream: streams.StreamOpen, replace: bool,
+                   raw_name: str) -> None:
+    """MS-FSA 2.1.5.15.11.1 (see the module docstring)."""
+    if not raw_name.startswith(":"):
+        raise SmbError(STATUS_SHARING_VIOLATION)  # Windows' answer (smb2.streams.rename2)
+    sname, sep, stype = raw_name[1:].partition(":")
+    if raw_name.endswith(":") or (sep and stype.upper() != "$DATA") or not (sname or sep):
+        raise SmbError(STATUS_INVALID_PARAMETER)
+    if sname:
+        try:
+            streams.check_stream_name(sname)
+        except SmbError:
+            raise SmbError(STATUS_INVALID_PARAMETER) from None
+    _writable(op)
+    server = req.server
+    fd = op.fd
+    base_name = op.name.rpartition(":")[0]
+    if not sname:
+        _stream_to_default(req, op, stream, replace, base_name)
+        return
+    target = streams.find_stream(fd, sname)
+    if target is not None and target.casefold() != stream.name.casefold():
+        if not replace:
+            raise SmbError(STATUS_OBJECT_NAME_COLLISION)
+        if server.opens.others(streams.stream_key(stream.base_key, target)):
+            raise SmbError(STATUS_SHARING_VIOLATION)
+        if streams.stream_size(fd, target):
+            raise SmbError(STATUS_INVALID_PARAMETER)
+        if target != sname:
+            streams.remove_stream(fd, target)  # replaced under the new spelling
+    if sname == stream.name:
+        return
+    streams.rename_stream(fd, stream.name, sname)
+    old_key = op.file_key
+    new_key = streams.stream_key(stream.base_key, sname)
+    pending = is_delete_pending(server, old_key)
+    for o in list(server.opens.others(old_key)):
+        streams.unregister(server, o)
+        byte_locks.release_open(server, o)  # locks stay with the old key otherwise
+        o.extra = streams.StreamOpen(sname, stream.base_key)
+        o.name = base_name + ":" + sname
+        streams.rekey(server, o, new_key)
+        streams.register(server, o)
+    if pending and old_key != new_key:
+        set_delete_pending(server, old_key, False)
+        set_delete_pending(server, new_key, True)
+
+
+def _stream_to_default(req: Request, op: Open, stream: streams.StreamOpen, replace: bool,
+                       base_name: str) -> None:
+    """Rename a named stream to "::$DATA": its data becomes the file's."""
+    server = req.server
+    try:
+        st = os.fstat(op.fd)
+    except OSError as exc:
+        raise _os_error(exc) from None
+    if _stat.S_ISDIR(st.st_mode):
+        raise SmbError(STATUS_INVALID_PARAMETER)  # a directory has no default data stream
+    if server.opens.others(stream.base_key):
+        raise SmbError(STATUS_SHARING_VIOLATION)
+    if st.st_size:
+        raise SmbError(STATUS_INVALID_PARAMETER if replace else STATUS_OBJECT_NAME_COLLISION)
+    data = streams.read_stream(op.fd, stream.name)
+    flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        wfd = os.open(op.path, flags)
+    except OSError as exc:
+        raise _os_error(exc) from None
+    try:
+        wst = os.fstat(wfd)
+        if (wst.st_dev, wst.st_ino) != stream.base_key:
+            raise SmbError(STATUS_ACCESS_DENIED)  # the name holds another file now
+        os.ftruncate(wfd, 0)
+        written = 0
+        while written < len(data):
+            written += os.pwrite(wfd, data[written:], written)
+        streams.remove_stream(wfd, stream.name)
+    except OSError as exc:
+        os.close(wfd)
+        raise _os_error(exc) from None
+    except BaseException:
+        os.close(wfd)
+        raise
+    # The open now is an open of the file's default stream, on a read-write descriptor.
+    streams.unregister(server, op)
+    byte_locks.release_open(server, op)
+    old_fd, op.fd = op.fd, wfd
+    os.close(old_fd)
+    op.extra = None
+    op.name = base_name
+    streams.rekey(server, op, stream.base_key)
+
+
 def _set_link(req: Request, op: Open, buf) -> None:
     replace, root_dir, raw_name = fi.decode_link(buf)
     _writable(op)
-    if root_dir:
-        raise SmbError(STATUS_INVALID_PARAMETER)
+    if root_dir or streams.stream_of(op) is not None:
+        raise SmbError(STATUS_INVALID_PARAMETER)  # a stream has no links of its own
     if op.is_dir:
         raise SmbError(STATUS_FILE_IS_A_DIRECTORY)
     _name, exact, path, st = _target(req, op, raw_name)
@@ -424,11 +550,13 @@ def _set_mode(req: Request, op: Open, buf) -> None:
     op.mode = new
 
 
-# -- classes 2.2.39 lists that the store cannot take ----------------------------------------------
+# -- extended attributes, and classes 2.2.39 lists that the store cannot take ---------------------
 
 def _set_full_ea(req: Request, op: Open, buf) -> None:
-    _writable(op)
-    raise SmbError(STATUS_EAS_NOT_SUPPORTED)
+    _require(op, FILE_WRITE_EA)  # 3.3.5.21.1
+    if not streams.supported(op.tree.root):
+        raise SmbError(STATUS_EAS_NOT_SUPPORTED)
+    eas.apply(op.fd, eas.parse_full_ea_list(buf))
 
 
 def _not_supported(req: Request, op: Open, buf) -> None:
@@ -463,7 +591,7 @@ def _set_fs(op: Open, info_class: int):
     raise SmbError(STATUS_INVALID_INFO_CLASS)
 
 
-def _set_security(op: Open, additional: int):
+def _set_security(op: Open, additional: int, buf: memoryview):
     access = op.granted_access
     if additional & (OWNER_SECURITY_INFORMATION | GROUP_SECURITY_INFORMATION
                      | LABEL_SECURITY_INFORMATION) and not access & WRITE_OWNER:
@@ -473,4 +601,29 @@ def _set_security(op: Open, additional: int):
     if additional & SACL_SECURITY_INFORMATION and not access & ACCESS_SYSTEM_SECURITY:
         raise SmbError(STATUS_ACCESS_DENIED)
     _writable(op)
-    raise SmbError(STATUS_INVALID_DEVICE_REQUEST)  # MS-FSA 2.1.5.17: no stored security
+    if op.pipe is not None or op.fd < 0:
+        raise SmbError(STATUS_NOT_SUPPORTED)
+    # MS-FSA 2.1.5.16: a malformed descriptor, or one without the owner / group it is meant
+    # to set, is refused; the parts named are merged into the file's descriptor (the stored
+    # one, else the one synthesized from its mode) and the whole is stored (fs/acl.py).
+    try:
+        new = parse_sd(buf)
+    except InvalidDescriptor:
+        raise SmbError(STATUS_INVALID_SECURITY_DESCR) from None
+    parts = additional & (OWNER_SECURITY_INFORMATION | GROUP_SECURITY_INFORMATION
+                          | DACL_SECURITY_INFORMATION)  # a SACL never gets here; no labels
+    if parts & OWNER_SECURITY_INFORMATION and new.owner is None:
+        raise SmbError(STATUS_INVALID_OWNER)
+    if parts & GROUP_SECURITY_INFORMATION and new.group is None:
+        raise SmbError(STATUS_INVALID_PRIMARY_GROUP)
+    if not parts:
+        return STATUS_SUCCESS, _RESPONSE
+    try:
+        st = os.fstat(op.fd)
+        base = descriptor_of(op.fd, st, token_for(op.session), op.path)[0]
+        store_sd(op.fd, merge_sd(base, new, parts), op.path)
+    except OSError as exc:
+        if xattrs_unsupported(exc):
+            raise SmbError(STATUS_INVALID_DEVICE_REQUEST) from None  # no place to keep it
+        raise _os_error(exc) from None
+    return STATUS_SUCCESS, _RESPONSE
