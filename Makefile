@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 4445
 
-.PHONY: setup run test test-deps unit e2e bench lint clean
+.PHONY: setup run test test-deps unit e2e bench lint clean ipk
 
 setup: $(VENV)/.installed
 
@@ -41,6 +41,10 @@ e2e: setup test-deps
 # BENCH_ARGS e.g. '--smoke', '--rounds 5', '--only read memory'.
 bench: setup test-deps
 	$(BIN)/python scripts/bench $(BENCH_ARGS)
+
+# OpenWrt packages (ksmbd-embedded + luci-app-ksmbd-embedded .ipk and a feed index) in build/ipk.
+ipk: setup
+	$(BIN)/python scripts/build-ipk
 
 clean:
 	rm -rf $(VENV) run share build .pytest_cache

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .config import ConfigError, ServerConfig, load_config
+from .ksmbd_conf import is_user_file, load_ksmbd_conf
 from .pwddb import DEFAULT_PATH, PasswordDb, nt_hash, validate_password, validate_user_name
 
 __all__ = ["main"]
@@ -34,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--config-extra", action="append", default=[], metavar="FILE",
                          help="extra UCI file whose sections are appended, e.g. "
                               "/var/run/config/ksmbd (may repeat; missing files are skipped)")
+        cmd.add_argument("--ksmbd-conf", metavar="FILE",
+                         help="ksmbd.conf(5) file read instead of UCI when it is a regular "
+                              "file, not a symlink (OpenWrt: /etc/ksmbd/ksmbd.conf)")
 
     serve = sub.add_parser("serve", help="run the server")
     config_args(serve)
@@ -41,6 +45,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--listen", action="append", metavar="ADDR",
                        help="address to listen on (may repeat; overrides the config)")
     serve.add_argument("--port", type=int, metavar="N", help="TCP port (overrides the config)")
+    serve.add_argument("--ubus-socket", metavar="PATH",
+                       help="ubusd socket for the 'ksmbd' object (default: the config's "
+                            "ubus_socket, else /var/run/ubus/ubus.sock; '' disables)")
+    serve.add_argument("--write-ksmbd-conf", metavar="FILE",
+                       help="write the UCI configuration as ksmbd.conf here (OpenWrt: "
+                            "/var/etc/ksmbd/ksmbd.conf, for wsdd2); --ksmbd-conf, when "
+                            "missing, becomes a symlink to it")
+    serve.add_argument("--pid-file", metavar="FILE",
+                       help="write the server's pid here (ksmbd.control; OpenWrt: "
+                            "/var/run/ksmbd.lock)")
     serve.add_argument("--log-level", default="info",
                        choices=("debug", "info", "warning", "error"))
 
@@ -72,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _load(args: argparse.Namespace, check_paths: bool = True) -> ServerConfig | None:
     try:
+        if args.ksmbd_conf and is_user_file(args.ksmbd_conf):
+            return load_ksmbd_conf(args.ksmbd_conf, check_paths)
         return load_config(args.config, args.config_extra, check_paths)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -94,7 +110,9 @@ def _serve(args: argparse.Namespace) -> int:
 
         tracemalloc.start()
     rc = run_server(config_path=args.config, extra_paths=list(args.config_extra),
-                    pwddb_path=args.pwddb, listen=args.listen or None, port=args.port)
+                    pwddb_path=args.pwddb, listen=args.listen or None, port=args.port,
+                    ubus_socket=args.ubus_socket, user_conf=args.ksmbd_conf,
+                    generated_conf=args.write_ksmbd_conf, pid_file=args.pid_file)
     if trace:
         print(f"tracemalloc peak {tracemalloc.get_traced_memory()[1]}", file=sys.stderr, flush=True)
     return rc

@@ -117,6 +117,7 @@ class GlobalConfig:
     map_to_guest: str = "bad_user"
     guest_account: str = "nobody"
     netbios_name: str = "KSMBD SERVER"
+    ubus_socket: str = "/var/run/ubus/ubus.sock"  # "" = no ubus object
 
 
 def default_max_io(mem_total_kb: int | None) -> int:
@@ -262,6 +263,7 @@ _GLOBAL_OPTIONS: dict[str, Callable[[Any], Any]] = {
     "smb2_max_read": _size, "smb2_max_write": _size, "smb2_max_trans": _size,
     "smb2_max_credits": _int_range(1, 65535),
     "map_to_guest": _choice(("never", "bad_user")), "guest_account": _string,
+    "ubus_socket": _string,
 }
 
 
@@ -350,8 +352,14 @@ class _Builder:
             raise ConfigError(filename, sec.line, f"share {name!r} has no 'path' option")
         values["path"] = os.path.abspath(path)
         if self.check_paths and not os.path.isdir(values["path"]):
-            what = "is not a directory" if os.path.exists(path) else "does not exist"
-            raise ConfigError(filename, line_of("path"), f"share {name!r}: path {path!r} {what}")
+            if os.path.exists(values["path"]):
+                raise ConfigError(filename, line_of("path"),
+                                  f"share {name!r}: path {path!r} is not a directory")
+            # A USB disk not mounted yet (at boot, or unplugged): the rest of the shares are
+            # served, and the reload that the mount hotplug sends brings this one back.
+            self.warn(filename, line_of("path"), f"share {name!r}: path {path!r} does not "
+                      "exist (yet); the share is not served until a reload finds it")
+            return
         writeable = values.get("writeable")
         if "read_only" in values:
             if writeable is not None and writeable == values["read_only"]:

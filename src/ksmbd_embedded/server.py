@@ -32,6 +32,8 @@ class ServerState:
         self.pwddb = pwddb
         self.pwddb_path = pwddb_path
         self.config_paths = tuple(config_paths)
+        # run_server sets this to ConfigSources.load: ksmbd.conf override, generated file.
+        self.config_loader: Any = None
         self.server_guid = uuid.uuid4().bytes_le
         self.start_filetime = filetime_now()
         self.start_monotonic = time.monotonic()
@@ -63,7 +65,10 @@ class ServerState:
 
     def reload(self) -> None:
         """SIGHUP: re-read config and users; keep connections; new trees see the new shares."""
-        if self.config_paths:
+        if self.config_loader is not None:
+            self.config = self.config_loader()
+            self._index_shares()
+        elif self.config_paths:
             self.config = load_config(self.config_paths[0], self.config_paths[1:])
             self._index_shares()
         if self.pwddb_path:
@@ -73,14 +78,30 @@ class ServerState:
 
 
 def run_server(config_path: str, extra_paths: Sequence[str], pwddb_path: str,
-               listen: list[str] | None = None, port: int | None = None) -> int:
-    """Load config and users, bind, and serve until SIGTERM/SIGINT. Returns an exit code."""
+               listen: list[str] | None = None, port: int | None = None,
+               ubus_socket: str | None = None, user_conf: str | None = None,
+               generated_conf: str | None = None, pid_file: str | None = None) -> int:
+    """Load config and users, bind, and serve until SIGTERM/SIGINT. Returns an exit code.
+    `ubus_socket` overrides the config's ubus_socket ("" = no ubus object).
+    `user_conf`/`generated_conf`: ksmbd.conf override and generated copy (ksmbd_conf.py);
+    `pid_file` is written once signals are handled and removed at exit."""
+    from .ksmbd_conf import ConfigSources
     from .loop import serve_forever
-    config = load_config(config_path, extra_paths)
+    sources = ConfigSources(config_path, tuple(extra_paths), user_conf, generated_conf)
+    config = sources.load()
     for warning in config.warnings:
         log.warning("%s", warning)
     pwddb = PasswordDb.load(pwddb_path)
     state = ServerState(config, pwddb, pwddb_path, [config_path, *extra_paths])
+    state.config_loader = sources.load
+    if pid_file:
+        from .tools.pid_file import remove_pid_file, write_pid_file
+        state.startup_hooks.append(lambda loop: write_pid_file(pid_file))
+        state.shutdown_hooks.append(lambda: remove_pid_file(pid_file))
+    ubus_path = config.globals.ubus_socket if ubus_socket is None else ubus_socket
+    if ubus_path:
+        from .ubus.client import install as install_ubus
+        install_ubus(state, ubus_path)
     addresses = listen or list(config.globals.listen)
     return serve_forever(state, addresses, port if port is not None else config.globals.port)
 

@@ -75,8 +75,10 @@ def share_block(name: str, path: Path, **options: str | list[str]) -> str:
 
 
 def start_server(tmp: Path, config_text: str | None = None, extra_globals: str = "",
-                 shares: dict[str, dict] | None = None, log_level: str = "info") -> ServerProcess:
-    """Write a config and a user db under `tmp`, start the server, wait until it accepts."""
+                 shares: dict[str, dict] | None = None, log_level: str = "info",
+                 extra_args: list[str] | tuple[str, ...] = ()) -> ServerProcess:
+    """Write a config and a user db under `tmp`, start the server, wait until it accepts.
+    `extra_args` are added to the `serve` command line (e.g. --ubus-socket PATH)."""
     tmp.mkdir(parents=True, exist_ok=True)
     share_paths: dict[str, Path] = {}
     if config_text is None:
@@ -106,7 +108,7 @@ def start_server(tmp: Path, config_text: str | None = None, extra_globals: str =
     proc = subprocess.Popen(
         [sys.executable, "-m", "ksmbd_embedded", "serve", "--config", str(config),
          "--pwddb", str(tmp / "ksmbdpwd.db"), "--listen", "127.0.0.1", "--port", str(port),
-         "--log-level", log_level],
+         "--log-level", log_level, *extra_args],
         stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     logf.close()
     server = ServerProcess(tmp, port, proc, log_path, share_paths)

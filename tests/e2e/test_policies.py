@@ -1,8 +1,10 @@
 """Server policies seen by real clients: mandatory encryption and signing, share lists,
 and a bad configuration that keeps the server from starting."""
 
+import signal
 import subprocess
 import sys
+import time
 
 from .harness import start_server
 from .smbclient_tool import assert_ok, output, smbclient
@@ -73,11 +75,44 @@ def test_read_and_write_lists(tmp_path):
 
 def test_bad_config_does_not_start(tmp_path):
     config = tmp_path / "bad.uci"
+    (tmp_path / "nonexistent-dir").write_text("a file where the share's directory should be")
     config.write_text("config globals\n\toption workgroup 'W'\n\nconfig share\n"
-                      "\toption name 'x'\n\toption path '/nonexistent/dir'\n")
+                      f"\toption name 'x'\n\toption path '{tmp_path}/nonexistent-dir'\n")
     result = subprocess.run(
         [sys.executable, "-m", "ksmbd_embedded", "serve", "--config", str(config), "--pwddb",
          str(tmp_path / "db"), "--listen", "127.0.0.1", "--port", "4449"],
         capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert f"{config}:6" in result.stderr and "nonexistent" in result.stderr
+
+
+def test_share_on_a_disk_not_mounted_yet(tmp_path):
+    """A share whose directory is missing (a USB disk not mounted yet) does not keep the others
+    from being served; the reload the mount hotplug sends brings it in."""
+    disk = tmp_path / "usb"
+    srv = start_server(tmp_path / "srv", extra_globals=DISK_SHARE.format(path=disk))
+    try:
+        work = tmp_path / "work"
+        work.mkdir()
+        (work / "f.txt").write_text("hello")
+        assert_ok(smbclient(srv.port, "share", "put f.txt a.txt", cwd=work))
+        assert "NT_STATUS_BAD_NETWORK_NAME" in output(smbclient(srv.port, "usb", "ls", cwd=work))
+        assert "does not exist" in srv.log()
+        disk.mkdir()
+        srv.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "configuration reloaded" not in srv.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert_ok(smbclient(srv.port, "usb", "put f.txt b.txt", cwd=work))
+        assert (disk / "b.txt").read_text() == "hello"
+    finally:
+        assert srv.stop() == 0
+
+
+DISK_SHARE = """
+config share
+\toption name 'usb'
+\toption path '{path}'
+\toption read_only 'no'
+\toption guest_ok 'yes'
+"""

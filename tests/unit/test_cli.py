@@ -109,8 +109,13 @@ def test_check_config(capsys, tmp_path):
 
     conf.write_text("config share 'a'\n\toption path '/definitely/not/here'\n")
     rc, out, err = run(capsys, "check-config", "--config", conf)
-    assert rc == 2 and err.startswith(f"error: {conf}:2: ") and "does not exist" in err
+    assert rc == 0 and "OK, 0 share(s)" in out
+    assert f"warning: {conf}:2: " in err and "does not exist" in err
     assert run(capsys, "check-config", "--config", conf, "--no-check-paths")[0] == 0
+    (tmp_path / "file").write_text("x")
+    conf.write_text(f"config share 'a'\n\toption path '{tmp_path / 'file'}'\n")
+    rc, out, err = run(capsys, "check-config", "--config", conf)
+    assert rc == 2 and err.startswith(f"error: {conf}:2: ") and "not a directory" in err
 
     extra = tmp_path / "runtime"
     extra.write_text("config share 'b'\n\toption guest_ok 'perhaps'\n\toption path '/x'\n")
@@ -136,12 +141,16 @@ def test_serve_calls_run_server(capsys, monkeypatch, tmp_path):
                    "--listen", "::1", "--port", "4445", "--log-level", "debug"])
     assert rc == 0
     assert calls == [dict(config_path=str(conf), extra_paths=["/x/1", "/x/2"],
-                          pwddb_path="/p.db", listen=["127.0.0.1", "::1"], port=4445)]
+                          pwddb_path="/p.db", listen=["127.0.0.1", "::1"], port=4445,
+                          ubus_socket=None, user_conf=None, generated_conf=None,
+                          pid_file=None)]
     assert logging.getLogger().level == logging.DEBUG
 
     assert cli.main(["serve", "--config", str(conf)]) == 0
     assert calls[-1] == dict(config_path=str(conf), extra_paths=[],
-                             pwddb_path="/etc/ksmbd/ksmbdpwd.db", listen=None, port=None)
+                             pwddb_path="/etc/ksmbd/ksmbdpwd.db", listen=None, port=None,
+                             ubus_socket=None, user_conf=None, generated_conf=None,
+                             pid_file=None)
 
     conf.write_text("config bogus\n")
     assert cli.main(["serve", "--config", str(conf)]) == 2

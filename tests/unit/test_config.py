@@ -256,8 +256,11 @@ def test_path_checks(tmp_path):
     (tmp_path / "file").write_text("x")
     ok = cfg(f"config share 'a'\n\toption path '{tmp_path}'\n", check_paths=True)
     assert ok.shares[0].path == str(tmp_path)
-    err = error(f"config share 'a'\n\n\toption path '{tmp_path}/missing'\n", True)
-    assert err.line == 3 and "does not exist" in err.message
+    # a missing path (a disk not mounted yet) skips the share with a warning
+    skipped = cfg(f"config share 'a'\n\n\toption path '{tmp_path}/missing'\n"
+                  f"config share 'b'\n\toption path '{tmp_path}'\n", check_paths=True)
+    assert [sh.name for sh in skipped.shares] == ["b"]
+    assert any(":3:" in w and "does not exist" in w for w in map(str, skipped.warnings))
     err = error(f"config share 'a'\n\toption path '{tmp_path}/file'\n", True)
     assert err.line == 2 and "is not a directory" in err.message
     # without check_paths nothing is looked at

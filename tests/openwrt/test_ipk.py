@@ -1,0 +1,333 @@
+"""`make ipk` (scripts/build-ipk): the .ipk format, control fields, file list, maintainer
+scripts, and an install into a scratch root checked the way OpenWrt would use it."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.machinery
+import importlib.util
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, OpenWrtRoot
+
+BUILD_IPK = REPO / "scripts/build-ipk"
+VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+SERVER_IPK = f"ksmbd-embedded_{VERSION}-1_all.ipk"
+LUCI_IPK = f"luci-app-ksmbd-embedded_{VERSION}-1_all.ipk"
+
+
+def _load_build_ipk():
+    loader = importlib.machinery.SourceFileLoader("build_ipk", str(BUILD_IPK))
+    spec = importlib.util.spec_from_loader("build_ipk", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ipk")
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
+    proc = subprocess.run([sys.executable, str(BUILD_IPK), "--out", str(out)], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+class Ipk:
+    def __init__(self, path: Path) -> None:
+        self.raw = path.read_bytes()
+        with tarfile.open(fileobj=io.BytesIO(self.raw), mode="r:gz") as outer:
+            self.members = outer.getmembers()
+            self.files = {m.name: outer.extractfile(m).read() for m in self.members}
+        self.control_tar = tarfile.open(fileobj=io.BytesIO(self.files["./control.tar.gz"]),
+                                        mode="r:gz")
+        self.data_raw = gzip.decompress(self.files["./data.tar.gz"])
+        self.data_tar = tarfile.open(fileobj=io.BytesIO(self.data_raw), mode="r:")
+
+    def control_file(self, name: str) -> str:
+        return self.control_tar.extractfile(f"./{name}").read().decode()
+
+    def fields(self) -> dict[str, str]:
+        fields, key = {}, None
+        for line in self.control_file("control").splitlines():
+            if line.startswith(" ") and key:
+                fields[key] += "\n" + line[1:]
+            else:
+                key, _, value = line.partition(": ")
+                fields[key] = value
+        return fields
+
+    def data(self) -> dict[str, tarfile.TarInfo]:
+        return {m.name: m for m in self.data_tar.getmembers()}
+
+
+def test_outer_container(out):
+    ipk = Ipk(out / SERVER_IPK)
+    assert [m.name for m in ipk.members] == ["./debian-binary", "./data.tar.gz",
+                                             "./control.tar.gz"]
+    assert ipk.files["./debian-binary"] == b"2.0\n"
+    assert all(m.uid == 0 and m.gid == 0 and m.mtime == 1700000000 for m in ipk.members)
+    # gzip -n: no file name, no time stamp
+    for blob in (ipk.raw, ipk.files["./data.tar.gz"], ipk.files["./control.tar.gz"]):
+        assert blob[:2] == b"\x1f\x8b" and blob[3] & 0x08 == 0 and blob[4:8] == b"\0\0\0\0"
+
+
+def test_control_fields(out):
+    ipk = Ipk(out / SERVER_IPK)
+    f = ipk.fields()
+    assert list(f)[:2] == ["Package", "Version"]
+    assert f["Package"] == "ksmbd-embedded" and f["Version"] == f"{VERSION}-1"
+    assert f["Architecture"] == "all"
+    depends = f["Depends"].split(", ")
+    for dep in ("python3-light", "python3-cryptography", "python3-logging"):
+        assert dep in depends
+    assert "ksmbd-server" in f["Conflicts"].split(", ")
+    assert int(f["Installed-Size"]) == len(ipk.data_raw)
+    assert f["Description"].startswith(" An SMB") and "\n" in f["Description"]
+    assert f["License"] == "GPL-2.0-or-later"
+    assert ipk.control_file("conffiles").splitlines() == [
+        "/etc/config/ksmbd", "/etc/ksmbd/ksmbdpwd.db", "/etc/ksmbd/ksmbd.conf"]
+    names = [m.name for m in ipk.control_tar.getmembers()]
+    assert names == [".", "./conffiles", "./control", "./postinst", "./prerm"]  # "./" read back
+    for script in ("./postinst", "./prerm"):
+        assert ipk.control_tar.getmember(script).mode == 0o755
+
+
+def test_makefile_matches_the_project():
+    build_ipk = _load_build_ipk()
+    variables, blocks = build_ipk.read_makefile(REPO / "package/ksmbd-embedded/Makefile")
+    assert variables["PKG_VERSION"] == VERSION
+    fields = build_ipk.block_fields(blocks["Package/ksmbd-embedded"])
+    assert fields["PKGARCH"] == "all"
+    assert "ksmbd-server" in fields["CONFLICTS"].split()
+    text = (REPO / "package/ksmbd-embedded/Makefile").read_text()
+    assert "python3-package.mk" in text and "$(eval $(call BuildPackage,ksmbd-embedded))" in text
+
+
+def test_data_file_list(out):
+    data = Ipk(out / SERVER_IPK).data()
+    expected = {
+        "./etc/config/ksmbd": 0o600, "./etc/init.d/ksmbd": 0o755,
+        "./etc/hotplug.d/mount/60-ksmbd": 0o644, "./usr/sbin/ksmbd-embedded": 0o755,
+        "./usr/sbin/ksmbd.adduser": 0o755, "./usr/sbin/ksmbd.control": 0o755,
+        "./usr/sbin/ksmbd.mountd": 0o755,
+        "./usr/lib/ksmbd-embedded/ksmbd_embedded/__init__.py": 0o644,
+        "./usr/lib/ksmbd-embedded/ksmbd_embedded/ksmbd_conf.py": 0o644,
+        "./usr/lib/ksmbd-embedded/ksmbd_embedded/tools/control.py": 0o644,
+    }
+    for name, mode in expected.items():
+        assert name in data, name
+        assert data[name].mode == mode, (name, oct(data[name].mode))
+    names = list(data)
+    assert names[0] == "."  # the "./" entry, as Python's tarfile reads it back
+    assert all(m.uid == 0 and m.gid == 0 and m.uname == "" for m in data.values())
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert all(n.startswith(("./etc", "./usr")) or n == "." for n in names)
+    # Entries sorted by name within each directory (tar --sort=name).
+    for parent in {n.rsplit("/", 1)[0] for n in names if n != "."}:
+        children = [n.rsplit("/", 1)[1] for n in names
+                    if n != "." and n.rsplit("/", 1)[0] == parent]
+        assert children == sorted(children), parent
+    # nothing from the build machine: no bundled third-party module today
+    libdir = [n for n in names if n.count("/") == 4 and n.startswith("./usr/lib/ksmbd-embedded/")]
+    assert libdir == ["./usr/lib/ksmbd-embedded/ksmbd_embedded"]
+
+
+def test_build_is_reproducible(out, tmp_path):
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
+    subprocess.run([sys.executable, str(BUILD_IPK), "--out", str(tmp_path)], env=env,
+                   check=True, capture_output=True)
+    assert (tmp_path / SERVER_IPK).read_bytes() == (out / SERVER_IPK).read_bytes()
+
+
+def test_feed_index(out):
+    text = (out / "Packages").read_text()
+    assert gzip.decompress((out / "Packages.gz").read_bytes()).decode() == text
+    stanzas = text.split("\n\n")
+    assert len(stanzas) == 2
+    for stanza, name in zip(stanzas, (SERVER_IPK, LUCI_IPK)):
+        fields = dict(l.split(": ", 1) for l in stanza.splitlines() if ": " in l)
+        data = (out / name).read_bytes()
+        assert fields["Filename"] == name and int(fields["Size"]) == len(data)
+        assert fields["SHA256sum"] == hashlib.sha256(data).hexdigest()
+
+
+def test_luci_package(out):
+    ipk = Ipk(out / LUCI_IPK)
+    assert [m.name for m in ipk.members] == ["./debian-binary", "./data.tar.gz",
+                                             "./control.tar.gz"]
+    f = ipk.fields()
+    assert f["Package"] == "luci-app-ksmbd-embedded" and f["Architecture"] == "all"
+    assert "luci-base" in f["Depends"]
+    assert int(f["Installed-Size"]) == len(ipk.data_raw)
+    names = set(ipk.data())
+    # whatever luci-app/ holds is packed where LuCI expects it
+    src = REPO / "luci-app"
+    for path in src.rglob("*"):
+        if path.is_file() and path.relative_to(src).parts[0] in ("htdocs", "root"):
+            rel = path.relative_to(src)
+            prefix = "./www/" if rel.parts[0] == "htdocs" else "./"
+            assert prefix + "/".join(rel.parts[1:]) in names
+    assert all(n == "." or n.startswith(("./www", "./usr", "./etc")) for n in names), names
+    assert ipk.control_tar.getmember("./postinst").mode == 0o755
+
+
+# --- maintainer scripts -------------------------------------------------------------------------
+
+def _run_script(tmp_path, text, args=(), env=None):
+    """Run a maintainer script with /etc/init.d/ksmbd and python3 replaced by recorders."""
+    calls = tmp_path / "calls"
+    fake_init = tmp_path / "ksmbd.init"
+    fake_init.write_text(f"#!/bin/sh\necho \"init $*\" >> {calls}\n"
+                         "[ \"$1\" != enabled ] || [ -e " + str(tmp_path / "enabled") + " ]\n")
+    fake_init.chmod(0o755)
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    for tool in ("python3", "find"):
+        (bindir / tool).write_text(f"#!/bin/sh\necho \"{tool} $*\" >> {calls}\n")
+        (bindir / tool).chmod(0o755)
+    script = tmp_path / "script"
+    script.write_text(text.replace("/etc/init.d/ksmbd", str(fake_init)))
+    run_env = {"PATH": f"{bindir}:/usr/bin:/bin", **(env or {})}
+    proc = subprocess.run(["sh", str(script), *args], env=run_env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    return calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_postinst_enables_and_starts_on_a_live_system(out, tmp_path):
+    postinst = Ipk(out / SERVER_IPK).control_file("postinst")
+    (tmp_path / "enabled").touch()  # `enable` is a recorder here: pretend it worked
+    calls = _run_script(tmp_path, postinst, ["configure"], {"PKG_UPGRADE": "0"})
+    assert calls == ["python3 -m compileall -q /usr/lib/ksmbd-embedded",
+                     "init enable", "init enabled", "init start"]
+
+
+def test_postinst_upgrade_keeps_a_disabled_service_off(out, tmp_path):
+    postinst = Ipk(out / SERVER_IPK).control_file("postinst")
+    calls = _run_script(tmp_path, postinst, ["configure"], {"PKG_UPGRADE": "1"})
+    assert [c for c in calls if c.startswith("init")] == ["init enabled"]
+
+
+def test_postinst_does_nothing_in_an_image_build(out, tmp_path):
+    for name in (SERVER_IPK, LUCI_IPK):
+        postinst = Ipk(out / name).control_file("postinst")
+        assert _run_script(tmp_path, postinst, ["configure"],
+                           {"IPKG_INSTROOT": str(tmp_path / "rootfs")}) == []
+
+
+def test_prerm_stops_the_service(out, tmp_path):
+    prerm = Ipk(out / SERVER_IPK).control_file("prerm")
+    calls = _run_script(tmp_path, prerm, ["remove"])
+    assert [c for c in calls if c.startswith("init")] == ["init stop", "init disable"]
+    (tmp_path / "calls").unlink()
+    calls = _run_script(tmp_path, prerm, ["upgrade", "0.2.0-1"])
+    assert [c for c in calls if c.startswith("init")] == ["init stop"]
+    (tmp_path / "calls").unlink()
+    assert _run_script(tmp_path, prerm, ["remove"], {"IPKG_INSTROOT": "/x"}) == []
+
+
+# --- installing into a scratch root -------------------------------------------------------------
+
+def install(ipk_path: Path, root: Path) -> list[str]:
+    """What opkg does with data.tar.gz: unpack under root (no absolute or .. paths)."""
+    ipk = Ipk(ipk_path)
+    members = ipk.data_tar.getmembers()
+    for m in members:
+        assert m.name == "." or m.name.startswith("./"), m.name
+        assert ".." not in m.name.split("/"), m.name
+        assert m.isdir() or m.isfile(), m.name
+    ipk.data_tar.extractall(root, filter="data")
+    return [m.name[1:] for m in members if m.isfile()]
+
+
+@pytest.fixture(scope="module")
+def installed(out, tmp_path_factory):
+    root = tmp_path_factory.mktemp("rootfs")
+    files = install(out / SERVER_IPK, root)
+    install(out / LUCI_IPK, root)
+    return root, files
+
+
+def test_installed_layout(installed):
+    root, files = installed
+    assert (root / "etc/init.d/ksmbd").read_text().startswith("#!/bin/sh /etc/rc.common")
+    assert os.access(root / "etc/init.d/ksmbd", os.X_OK)
+    uci = (root / "etc/config/ksmbd").read_text()
+    assert "config globals" in uci and "option workgroup 'WORKGROUP'" in uci
+    assert "config share" not in uci
+    for tool in ("ksmbd-embedded", "ksmbd.adduser", "ksmbd.control", "ksmbd.mountd"):
+        path = root / "usr/sbin" / tool
+        assert os.access(path, os.X_OK) and path.read_text().startswith("#!/usr/bin/python3\n")
+    assert "/etc/hotplug.d/mount/60-ksmbd" in files
+
+
+def _run_installed(root, tool, *args):
+    env = {**os.environ, "PYTHONPATH": str(root / "usr/lib/ksmbd-embedded"),
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([sys.executable, "-s", str(root / "usr/sbin" / tool),
+                           *args], env=env, capture_output=True, text=True, cwd=root)
+
+
+def test_installed_entry_points_run_from_the_package(installed):
+    root, _ = installed
+    proc = _run_installed(root, "ksmbd.mountd", "-V")
+    assert proc.returncode == 0 and proc.stdout == f"ksmbd-tools version : {VERSION}\n"
+    probe = subprocess.run(
+        [sys.executable, "-s", "-c", "import ksmbd_embedded; print(ksmbd_embedded.__file__)"],
+        env={"PYTHONPATH": str(root / "usr/lib/ksmbd-embedded"), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, cwd="/")
+    assert probe.stdout.startswith(str(root)), probe.stdout + probe.stderr
+    proc = _run_installed(root, "ksmbd-embedded", "check-config", "--config",
+                          str(root / "etc/config/ksmbd"))
+    assert proc.returncode == 0, proc.stderr
+    assert "OK, 0 share(s)" in proc.stdout
+    db = root / "etc/ksmbd/ksmbdpwd.db"
+    proc = _run_installed(root, "ksmbd.adduser", "-P", str(db), "-a", "-p", "pw", "alice",
+                          "--pid-file", str(root / "var/run/ksmbd.lock"))
+    assert proc.returncode == 0, proc.stderr
+    assert db.read_text().startswith("alice:")
+
+
+def test_installed_init_script_starts_the_installed_server(installed, tmp_path):
+    root, files = installed
+    owrt = OpenWrtRoot(tmp_path, files=root)
+    owrt.init("start", env={"FAKE_NET_UP": "lan", "FAKE_NET_lan_IP4": "192.168.1.1"})
+    calls = owrt.procd_calls()
+    command = [c for c in calls if c[:2] == ["procd_set_param", "command"]][0][2:]
+    assert command[0] in files  # the program procd runs is in the package
+    assert ["procd_add_mdns", "smb", "tcp", "445", "daemon=ksmbd"] in calls
+
+
+# --- Python dependencies ------------------------------------------------------------------------
+
+def test_dependencies_follow_the_imports(tmp_path):
+    build_ipk = _load_build_ipk()
+    variables, blocks = build_ipk.read_makefile(REPO / "package/ksmbd-embedded/Makefile")
+    depends = build_ipk.package_list(build_ipk.block_fields(blocks["Package/ksmbd-embedded"])
+                                     ["DEPENDS"])
+    # our code: nothing to bundle (own NTLM acceptor: pyspnego is not imported)
+    assert build_ipk.python_dependencies(REPO / "src/ksmbd_embedded", depends) == []
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "m.py").write_text("import logging\nimport spnego\nfrom xml import dom\n")
+    with pytest.raises(build_ipk.BuildError, match="python3-xml"):
+        build_ipk.python_dependencies(pkg, depends)
+    assert build_ipk.python_dependencies(pkg, depends + ["python3-xml"]) == ["spnego"]
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    build_ipk.bundle("spnego", lib)  # from this (the build) environment
+    assert (lib / "spnego/__init__.py").is_file()
+    assert not list(lib.rglob("__pycache__"))
+    with pytest.raises(build_ipk.BuildError):
+        build_ipk.bundle("no_such_module_xyz", lib)
