@@ -132,6 +132,14 @@ def handle_flush(req: Request):
 
 # -- READ (3.3.5.12) ----------------------------------------------------------------------------
 
+# Sequential READs of at least this size make the disk read ahead of the client: the next
+# _READAHEAD_FACTOR ranges of the same size are asked for with POSIX_FADV_WILLNEED, which
+# starts the I/O without waiting for it. Measured on a cold cache, 1 GiB in 4 MiB READs: 2.7 s
+# without, 1.0 s with (the kernel's own readahead window alone leaves the loop waiting).
+_READAHEAD_MIN = 256 * 1024
+_READAHEAD_FACTOR = 4
+
+
 def handle_read(req: Request):
     (_, _, _, length, offset, fid_p, fid_v, min_count, channel, _, _,
      _) = _READ_REQ.unpack_from(req.view, h.HEADER_SIZE)
@@ -173,6 +181,13 @@ def handle_read(req: Request):
     # fewer than MinimumCount bytes -> STATUS_END_OF_FILE.
     if n <= 0 or n < min_count:
         raise SmbError(STATUS_END_OF_FILE)
+    if offset == op.position and n >= _READAHEAD_MIN:
+        # A sequential reader: start the disk on what it will ask for next, so that while
+        # this range is sent the next ones are read (the loop never waits on two in a row).
+        try:
+            os.posix_fadvise(op.fd, offset + n, n * _READAHEAD_FACTOR, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
     # The server's own handle does synchronous I/O, so the position follows every read and
     # write (what Windows reports in FilePositionInformation; smbtorture smb2.read.position).
     op.position = offset + n
