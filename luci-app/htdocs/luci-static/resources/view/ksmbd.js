@@ -1,0 +1,498 @@
+'use strict';
+'require view';
+'require form';
+'require uci';
+'require rpc';
+'require ui';
+'require poll';
+'require dom';
+'require tools.widgets as widgets';
+
+/*
+ * Network Shares: the ksmbd-embedded SMB server.
+ *
+ * Status and Users talk to the server's own ubus object `ksmbd` (granted by
+ * acl.d/luci-app-ksmbd-embedded.json); General Settings and Shared Directories
+ * edit /etc/config/ksmbd with the option names and defaults of OpenWrt's
+ * luci-app-ksmbd, so a config written by either page reads the same.
+ * Strings that come from the network or the config (user names, client
+ * addresses, paths) only ever go into E() inside an array: text nodes.
+ */
+
+var callStatus = rpc.declare({ object: 'ksmbd', method: 'status', expect: { '': {} } });
+var callSessions = rpc.declare({ object: 'ksmbd', method: 'sessions', expect: { sessions: [] } });
+var callOpenFiles = rpc.declare({ object: 'ksmbd', method: 'open_files', expect: { open_files: [] } });
+var callShares = rpc.declare({ object: 'ksmbd', method: 'shares', expect: { shares: [] } });
+var callUsers = rpc.declare({ object: 'ksmbd', method: 'users', expect: { users: [] } });
+var callDisconnect = rpc.declare({ object: 'ksmbd', method: 'disconnect', params: [ 'session' ], reject: true });
+var callCloseFile = rpc.declare({ object: 'ksmbd', method: 'close_file', params: [ 'id' ], reject: true });
+var callReload = rpc.declare({ object: 'ksmbd', method: 'reload', reject: true });
+var callUserAdd = rpc.declare({ object: 'ksmbd', method: 'user_add', params: [ 'name', 'password' ], reject: true });
+var callUserDel = rpc.declare({ object: 'ksmbd', method: 'user_del', params: [ 'name' ], reject: true });
+var callUserPasswd = rpc.declare({ object: 'ksmbd', method: 'user_passwd', params: [ 'name', 'password' ], reject: true });
+
+/* The server's dialect names, lowest first (config.py DIALECTS). */
+var DIALECTS = [ 'SMB2_02', 'SMB2_10', 'SMB3_00', 'SMB3_02', 'SMB3_11' ];
+var SHARE_NAME_BAD = /[\\\/:*?"<>|\[\]\x00-\x1f\x7f]/;
+
+function fmtSize(bytes) {
+	var units = [ 'B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB' ], n = Number(bytes) || 0, i = 0;
+	while (n >= 1024 && i < units.length - 1) {
+		n /= 1024;
+		i++;
+	}
+	return (i ? n.toFixed(1) : String(n)) + ' ' + units[i];
+}
+
+function fmtDuration(seconds) {
+	var s = Math.max(0, Math.floor(Number(seconds) || 0)),
+	    d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24,
+	    m = Math.floor(s / 60) % 60;
+	if (d)
+		return '%dd %dh'.format(d, h);
+	if (h)
+		return '%dh %dm'.format(h, m);
+	if (m)
+		return '%dm %ds'.format(m, s % 60);
+	return '%ds'.format(s);
+}
+
+function yesNo(value) {
+	return value ? _('yes') : _('no');
+}
+
+function counts(map) {
+	var keys = Object.keys(map || {});
+	return keys.length ? keys.map(function(k) { return '%s (%d)'.format(k, map[k]); }).join(', ') : '-';
+}
+
+/* One table for every list on the page: rows are arrays of cells (text or nodes). */
+function renderTable(id, headers, rows, emptyText) {
+	var body = rows.length ? rows.map(function(cells) {
+		return E('tr', { 'class': 'tr' }, cells.map(function(cell) {
+			return E('td', { 'class': 'td' }, [ cell ]);
+		}));
+	}) : [
+		E('tr', { 'class': 'tr placeholder' }, [
+			E('td', { 'class': 'td', 'colspan': headers.length }, [ E('em', {}, [ emptyText ]) ])
+		])
+	];
+	return E('table', { 'class': 'table', 'id': id }, [
+		E('tr', { 'class': 'tr table-titles' }, headers.map(function(h) {
+			return E('th', { 'class': 'th' }, [ h ]);
+		}))
+	].concat(body));
+}
+
+function notifyError(what, err) {
+	ui.addNotification(null, E('p', [ '%s: %s'.format(what, err && err.message ? err.message : String(err)) ]), 'error');
+}
+
+function sessionUser(s) {
+	if (s.anonymous)
+		return _('anonymous');
+	if (s.guest)
+		return _('guest (%s)').format(s.user || '-');
+	return s.domain ? s.domain + '\\' + s.user : (s.user || '-');
+}
+
+return view.extend({
+	load: function() {
+		return Promise.all([
+			L.resolveDefault(callStatus(), {}),
+			L.resolveDefault(callSessions(), []),
+			L.resolveDefault(callOpenFiles(), []),
+			L.resolveDefault(callShares(), []),
+			L.resolveDefault(callUsers(), []),
+			uci.load('ksmbd')
+		]);
+	},
+
+	/* -- Status -------------------------------------------------------------------- */
+
+	renderStatus: function(status, sessions, openFiles, shares) {
+		var running = status && status.version != null;
+		var summary = running ? renderTable('ksmbd-summary', [ _('Server'), '' ], [
+			[ _('Version'), 'ksmbd-embedded ' + status.version ],
+			[ _('Uptime'), fmtDuration(status.uptime) ],
+			[ _('Listening on'), (status.listen || []).join(', ') || '-' ],
+			[ _('Connections / sessions / open files'),
+			  '%d / %d / %d'.format(status.connections || 0, status.sessions || 0, status.opens || 0) ],
+			[ _('Read / written'), '%s / %s'.format(fmtSize(status.bytes_read), fmtSize(status.bytes_written)) ],
+			[ _('Dialects in use'), counts(status.dialects) ],
+			[ _('Ciphers in use'), counts(status.ciphers) ]
+		], '') : E('p', { 'class': 'alert-message warning' }, [
+			_('The SMB server is not running or not reachable over ubus.')
+		]);
+
+		var shareRows = shares.map(function(sh) {
+			return [
+				sh.name, sh.path, sh.available ? (sh.fs_type || '?') : _('unavailable: %s').format(sh.error || '?'),
+				sh.available ? '%s / %s'.format(fmtSize(sh.free), fmtSize(sh.total)) : '-',
+				String(sh.connected || 0)
+			];
+		});
+
+		var sessionRows = sessions.map(L.bind(function(s) {
+			return [
+				sessionUser(s), s.client || '-', s.dialect || '-',
+				s.signing ? (s.signing_algorithm || _('yes')) : _('no'),
+				s.encryption ? (s.cipher || _('yes')) : _('no'),
+				(s.trees || []).join(', ') || '-', String(s.open_count || 0), fmtDuration(s.idle),
+				E('button', {
+					'class': 'cbi-button cbi-button-remove',
+					'data-session': String(s.id),
+					'click': ui.createHandlerFn(this, 'handleDisconnect', s.id)
+				}, [ _('Disconnect') ])
+			];
+		}, this));
+
+		var fileRows = openFiles.map(L.bind(function(f) {
+			return [
+				f.share, f.path || '\\', f.user || '-', f.client || '-',
+				(f.access || []).join(', ') || '-',
+				String((f.locks || []).length),
+				E('button', {
+					'class': 'cbi-button cbi-button-remove',
+					'data-open': String(f.id),
+					'click': ui.createHandlerFn(this, 'handleCloseFile', f.id)
+				}, [ _('Close') ])
+			];
+		}, this));
+
+		return [
+			summary,
+			E('h4', {}, [ _('Shares') ]),
+			renderTable('ksmbd-shares', [ _('Name'), _('Path'), _('File system'), _('Free / total'), _('Connected') ],
+				shareRows, _('No shares are being served.')),
+			E('h4', {}, [ _('Sessions') ]),
+			renderTable('ksmbd-sessions', [ _('User'), _('Client'), _('Dialect'), _('Signing'), _('Encryption'),
+				_('Shares'), _('Open files'), _('Idle'), '' ], sessionRows, _('No client is connected.')),
+			E('h4', {}, [ _('Open files') ]),
+			renderTable('ksmbd-open-files', [ _('Share'), _('Path'), _('User'), _('Client'), _('Access'),
+				_('Locks'), '' ], fileRows, _('No file is open.'))
+		];
+	},
+
+	refresh: function() {
+		return Promise.all([
+			L.resolveDefault(callStatus(), {}),
+			L.resolveDefault(callSessions(), []),
+			L.resolveDefault(callOpenFiles(), []),
+			L.resolveDefault(callShares(), []),
+			L.resolveDefault(callUsers(), [])
+		]).then(L.bind(function(data) {
+			dom.content(this.statusNode, this.renderStatus(data[0], data[1], data[2], data[3]));
+			dom.content(this.usersNode, this.renderUsers(data[4]));
+		}, this));
+	},
+
+	handleDisconnect: function(sessionId, ev) {
+		return callDisconnect(sessionId)
+			.catch(function(err) { notifyError(_('Cannot disconnect the session'), err); })
+			.then(L.bind(this.refresh, this));
+	},
+
+	handleCloseFile: function(openId, ev) {
+		return callCloseFile(openId)
+			.catch(function(err) { notifyError(_('Cannot close the file'), err); })
+			.then(L.bind(this.refresh, this));
+	},
+
+	handleReload: function(ev) {
+		return callReload()
+			.catch(function(err) { notifyError(_('Reload failed, the running configuration is kept'), err); })
+			.then(L.bind(this.refresh, this));
+	},
+
+	/* -- Users --------------------------------------------------------------------- */
+
+	renderUsers: function(users) {
+		return renderTable('ksmbd-users', [ _('User'), _('Sessions'), '' ], users.map(L.bind(function(u) {
+			return [
+				u.name, String(u.sessions || 0),
+				E('span', {}, [
+					E('button', {
+						'class': 'cbi-button cbi-button-edit',
+						'data-passwd': u.name,
+						'click': ui.createHandlerFn(this, 'handleUserPasswd', u.name)
+					}, [ _('Change password') ]),
+					' ',
+					E('button', {
+						'class': 'cbi-button cbi-button-remove',
+						'data-delete': u.name,
+						'click': ui.createHandlerFn(this, 'handleUserDel', u.name)
+					}, [ _('Delete') ])
+				])
+			];
+		}, this)), _('No users yet: add one below.'));
+	},
+
+	passwordFields: function(prefix) {
+		return [
+			E('input', { 'type': 'password', 'class': 'cbi-input-password', 'id': prefix + '-password',
+				'placeholder': _('Password'), 'autocomplete': 'new-password' }),
+			' ',
+			E('input', { 'type': 'password', 'class': 'cbi-input-password', 'id': prefix + '-confirm',
+				'placeholder': _('Confirm password'), 'autocomplete': 'new-password' })
+		];
+	},
+
+	readPassword: function(prefix) {
+		var pw = document.getElementById(prefix + '-password').value,
+		    confirm = document.getElementById(prefix + '-confirm').value;
+		if (!pw) {
+			notifyError(_('Invalid password'), _('the password must not be empty'));
+			return null;
+		}
+		if (pw !== confirm) {
+			notifyError(_('Invalid password'), _('the passwords do not match'));
+			return null;
+		}
+		return pw;
+	},
+
+	handleUserAdd: function(ev) {
+		var nameField = document.getElementById('ksmbd-new-user'),
+		    name = nameField.value.trim();
+		if (!name || name.indexOf(':') >= 0) {
+			notifyError(_('Invalid user name'), _('enter a name without ":"'));
+			return Promise.resolve();
+		}
+		var pw = this.readPassword('ksmbd-new');
+		if (pw == null)
+			return Promise.resolve();
+		return callUserAdd(name, pw).then(function() {
+			nameField.value = '';
+			document.getElementById('ksmbd-new-password').value = '';
+			document.getElementById('ksmbd-new-confirm').value = '';
+		}).catch(function(err) {
+			notifyError(_('Cannot add the user (it may exist already)'), err);
+		}).then(L.bind(this.refresh, this));
+	},
+
+	handleUserPasswd: function(name, ev) {
+		ui.showModal(_('Change password'), [
+			E('p', [ _('New password for user %s:').format(name) ]),
+			E('p', this.passwordFields('ksmbd-passwd')),
+			E('div', { 'class': 'right' }, [
+				E('button', { 'class': 'cbi-button', 'click': ui.hideModal }, [ _('Cancel') ]),
+				' ',
+				E('button', {
+					'class': 'cbi-button cbi-button-positive',
+					'id': 'ksmbd-passwd-save',
+					'click': ui.createHandlerFn(this, function() {
+						var pw = this.readPassword('ksmbd-passwd');
+						if (pw == null)
+							return;
+						return callUserPasswd(name, pw)
+							.catch(function(err) { notifyError(_('Cannot change the password'), err); })
+							.then(ui.hideModal)
+							.then(L.bind(this.refresh, this));
+					})
+				}, [ _('Save') ])
+			])
+		]);
+	},
+
+	handleUserDel: function(name, ev) {
+		ui.showModal(_('Delete user'), [
+			E('p', [ _('Delete user %s? Sessions already open stay open until they end.').format(name) ]),
+			E('div', { 'class': 'right' }, [
+				E('button', { 'class': 'cbi-button', 'click': ui.hideModal }, [ _('Cancel') ]),
+				' ',
+				E('button', {
+					'class': 'cbi-button cbi-button-negative',
+					'id': 'ksmbd-delete-confirm',
+					'click': ui.createHandlerFn(this, function() {
+						return callUserDel(name)
+							.catch(function(err) { notifyError(_('Cannot delete the user'), err); })
+							.then(ui.hideModal)
+							.then(L.bind(this.refresh, this));
+					})
+				}, [ _('Delete') ])
+			])
+		]);
+	},
+
+	/* -- Settings and shares (UCI) -------------------------------------------------- */
+
+	renderMap: function() {
+		var m, s, o;
+
+		m = new form.Map('ksmbd');
+
+		s = m.section(form.TypedSection, 'globals', _('Settings'));
+		s.anonymous = true;
+		s.tab('general', _('General Settings'));
+		s.tab('security', _('Security and protocols'));
+
+		o = s.taboption('general', widgets.NetworkSelect, 'interface', _('Interface'),
+			_('Listen only on the given interface or, if unspecified, on lan'));
+		o.multiple = true;
+		o.nocreate = true;
+		o.cfgvalue = function(section_id) {
+			return L.toArray(uci.get('ksmbd', section_id, 'interface'));
+		};
+		o.write = function(section_id, value) {
+			/* One space-separated option, as OpenWrt's ksmbd init script reads it. */
+			var wanted = L.toArray(value),
+			    before = L.toArray(this.cfgvalue(section_id)).slice().sort().join(' '),
+			    after = wanted.slice().sort().join(' ');
+			if (before !== after)
+				uci.set('ksmbd', section_id, 'interface', wanted.join(' '));
+		};
+
+		o = s.taboption('general', form.Value, 'workgroup', _('Workgroup'));
+		o.placeholder = 'WORKGROUP';
+
+		o = s.taboption('general', form.Value, 'description', _('Description'));
+		o.placeholder = 'Ksmbd on OpenWrt';
+
+		o = s.taboption('general', form.Flag, 'allow_legacy_protocols', _('Allow legacy (insecure) protocols/authentication.'),
+			_('Allow SMB 2.0.2 for old clients. SMB1 and LANMAN/NTLMv1 are never offered by this server.'));
+
+		o = s.taboption('general', form.Flag, 'allow_guest_ipc', _('Allow guest on IPC$'),
+			_('Let guests list the shares; a share that does not set "Allow guests" inherits it.'));
+
+		o = s.taboption('security', form.ListValue, 'server_signing', _('Signing'),
+			_('Mandatory: every client must sign its messages. Auto: sign when the client asks for it.'));
+		o.value('auto', _('auto'));
+		o.value('mandatory', _('mandatory'));
+		o.value('disabled', _('disabled'));
+		o.default = 'auto';
+
+		o = s.taboption('security', form.ListValue, 'smb3_encryption', _('Encryption'),
+			_('SMB3 encryption. Mandatory refuses clients that cannot encrypt (SMB 2.x).'));
+		o.value('auto', _('auto'));
+		o.value('mandatory', _('mandatory'));
+		o.value('disabled', _('disabled'));
+		o.default = 'auto';
+
+		o = s.taboption('security', form.ListValue, 'server_min_protocol', _('Minimum protocol'));
+		DIALECTS.forEach(function(d) { o.value(d, d); });
+		o.default = 'SMB2_10';
+
+		o = s.taboption('security', form.ListValue, 'server_max_protocol', _('Maximum protocol'));
+		DIALECTS.forEach(function(d) { o.value(d, d); });
+		o.default = 'SMB3_11';
+		o.validate = function(section_id, value) {
+			var low = this.section.formvalue(section_id, 'server_min_protocol');
+			if (low && DIALECTS.indexOf(low) > DIALECTS.indexOf(value))
+				return _('The maximum protocol must not be below the minimum protocol');
+			return true;
+		};
+
+		s = m.section(form.TableSection, 'share', _('Shared Directories'),
+			_('Please add directories to share. Each directory refers to a folder on a mounted device.'));
+		s.anonymous = true;
+		s.addremove = true;
+
+		o = s.option(form.Value, 'name', _('Name'));
+		o.rmempty = false;
+		o.validate = function(section_id, value) {
+			if (!value)
+				return _('Expecting: a share name');
+			if (SHARE_NAME_BAD.test(value) || value.toUpperCase() === 'IPC$' || value.length > 63)
+				return _('Share names have at most 63 characters, none of \\ / : * ? " < > | [ ], and IPC$ is reserved');
+			return true;
+		};
+
+		o = s.option(form.Value, 'path', _('Path'));
+		o.rmempty = false;
+		o.placeholder = '/mnt/sda1';
+		o.validate = function(section_id, value) {
+			return (value && value.charAt(0) === '/') ? true : _('Expecting: an absolute path');
+		};
+
+		o = s.option(form.Flag, 'browseable', _('Browse-able'));
+		o.enabled = 'yes';
+		o.disabled = 'no';
+		o.default = 'yes';
+
+		o = s.option(form.Flag, 'read_only', _('Read-only'));
+		o.enabled = 'yes';
+		o.disabled = 'no';
+		o.default = 'no'; /* the server's default is yes */
+		o.rmempty = false;
+
+		s.option(form.Flag, 'force_root', _('Force Root'));
+
+		o = s.option(form.Value, 'users', _('Allowed users'));
+		o.rmempty = true;
+
+		o = s.option(form.Flag, 'guest_ok', _('Allow guests'));
+		o.enabled = 'yes';
+		o.disabled = 'no';
+		o.default = 'yes'; /* the server's default is no */
+		o.rmempty = false;
+
+		o = s.option(form.Flag, 'inherit_owner', _('Inherit owner'));
+		o.enabled = 'yes';
+		o.disabled = 'no';
+		o.default = 'no';
+
+		o = s.option(form.Flag, 'hide_dot_files', _('Hide dot files'));
+		o.enabled = 'yes';
+		o.disabled = 'no';
+		o.default = 'yes';
+
+		[ [ 'create_mask', _('Create mask'), '0666' ], [ 'dir_mask', _('Directory mask'), '0777' ] ]
+		.forEach(function(mask) {
+			o = s.option(form.Value, mask[0], mask[1]);
+			o.maxlength = 4;
+			o.default = mask[2];
+			o.placeholder = mask[2];
+			o.rmempty = false;
+			o.validate = function(section_id, value) {
+				return /^[0-7]{3,4}$/.test(value) ? true : _('Expecting: an octal mask such as %s').format(mask[2]);
+			};
+		});
+
+		return m.render();
+	},
+
+	render: function(data) {
+		this.statusNode = E('div', { 'id': 'ksmbd-status' }, this.renderStatus(data[0], data[1], data[2], data[3]));
+		this.usersNode = E('div', { 'id': 'ksmbd-users-list' }, [ this.renderUsers(data[4]) ]);
+
+		poll.add(L.bind(this.refresh, this), 5);
+
+		return this.renderMap().then(L.bind(function(mapNode) {
+			return E('div', {}, [
+				E('h2', {}, [ _('Network Shares') ]),
+				E('div', { 'class': 'cbi-section', 'id': 'ksmbd-status-section' }, [
+					E('h3', {}, [ _('Status') ]),
+					E('div', { 'class': 'right' }, [
+						E('button', {
+							'class': 'cbi-button cbi-button-action',
+							'id': 'ksmbd-reload',
+							'click': ui.createHandlerFn(this, 'handleReload')
+						}, [ _('Reload configuration') ])
+					]),
+					this.statusNode
+				]),
+				mapNode,
+				E('div', { 'class': 'cbi-section', 'id': 'ksmbd-users-section' }, [
+					E('h3', {}, [ _('Users') ]),
+					E('div', { 'class': 'cbi-section-descr' }, [
+						_('Users of the SMB server (/etc/ksmbd/ksmbdpwd.db). Changes take effect at once; "Allowed users" of a share refers to these names.')
+					]),
+					this.usersNode,
+					E('div', { 'class': 'cbi-section-create' }, [
+						E('input', { 'type': 'text', 'class': 'cbi-input-text', 'id': 'ksmbd-new-user',
+							'placeholder': _('New user name'), 'autocomplete': 'off' }),
+						' '
+					].concat(this.passwordFields('ksmbd-new'), [
+						' ',
+						E('button', {
+							'class': 'cbi-button cbi-button-add',
+							'id': 'ksmbd-user-add',
+							'click': ui.createHandlerFn(this, 'handleUserAdd')
+						}, [ _('Add user') ])
+					]))
+				])
+			]);
+		}, this));
+	}
+});
