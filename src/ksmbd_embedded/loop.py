@@ -21,6 +21,7 @@ import struct
 import time
 
 from .connection import Connection
+from .disk_io import DiskWorker
 from .file_range import FileRange
 
 log = logging.getLogger("ksmbd.loop")
@@ -37,7 +38,7 @@ class _Client:
     """Socket-side state of one connection: receive buffer and unsent output."""
 
     __slots__ = ("sock", "conn", "scratch", "scratch_view", "have", "frame", "frame_view", "got",
-                 "out", "out_bytes", "fileno", "events")
+                 "out", "out_bytes", "fileno", "events", "busy", "held")
 
     def __init__(self, sock: socket.socket, conn: Connection) -> None:
         self.sock = sock
@@ -52,6 +53,8 @@ class _Client:
         self.out_bytes = 0
         self.fileno = sock.fileno()
         self.events = selectors.EVENT_READ  # what the selector watches now
+        self.busy = False  # a WRITE of this connection is on the disk pool (disk_io.py)
+        self.held: tuple | None = None  # that WRITE's frame buffer, given back when it is done
 
 
 class _Reader:
@@ -77,6 +80,8 @@ class Loop:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self.sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self.disk = DiskWorker(self.wake)
+        state.disk = self.disk
         self._timers: list = []  # heap of (due, seq, callback)
         self._timer_seq = itertools.count()
         state.loop = self
@@ -168,6 +173,8 @@ class Loop:
                         self._wake_r.recv(4096)
                     except OSError:
                         pass
+                    if self.disk.in_flight:
+                        self._finish_writes()
                 else:
                     client = tag
                     if events & selectors.EVENT_READ:
@@ -246,11 +253,19 @@ class Loop:
             buf = client.frame
             client.frame = client.frame_view = None
             alive = self._dispatch(client, view)
-            self._give_back(buf, view)
+            if alive and client.busy:
+                client.held = (buf, view)  # the disk pool writes from it: keep it till then
+            else:
+                self._give_back(buf, view)
             if alive:
                 self._flush(client)
             return
         client.have += n
+        self._parse(client)
+
+    def _parse(self, client: _Client) -> None:
+        """Dispatch the complete frames in the scratch buffer (stopping while a WRITE of
+        this connection is on the disk pool), keep the rest, send what they produced."""
         scratch = client.scratch
         start = 0
         limit = self.max_frame
@@ -280,6 +295,8 @@ class Loop:
             if not self._dispatch(client, memoryview(bytes(scratch[start + 4:end]))):
                 return
             start = end
+            if client.busy:
+                break
         if start:
             rest = client.have - start
             scratch[:rest] = scratch[start:client.have]
@@ -318,6 +335,11 @@ class Loop:
         """Hand one frame to the protocol core; False if the connection was closed."""
         conn = client.conn
         conn.receive(frame)
+        job = conn.pending_write
+        if job is not None:
+            conn.pending_write = None
+            client.busy = True
+            self.disk.submit(job)
         if conn.outbox:
             self._queue(client)
         if conn.closing:
@@ -376,11 +398,28 @@ class Loop:
                     sent = 0
         self._update_interest(client)
 
+    def _finish_writes(self) -> None:
+        """WRITEs the disk pool has done: answer them, then go on with their connections."""
+        for job in self.disk.completed():
+            conn = job.conn
+            conn.finish_write(job)
+            client = conn.transport
+            if client is None or self.clients.get(client.fileno) is not client:
+                continue  # the connection went away meanwhile; the Open's fd is closed
+            client.busy = False
+            held, client.held = client.held, None
+            if held is not None:
+                self._give_back(*held)
+            self._queue(client)
+            self._flush(client)
+            if client.have and client.fileno in self.clients:
+                self._parse(client)  # requests that arrived while it was writing
+
     def _update_interest(self, client: _Client) -> None:
         self.state.flush_pending.discard(client.conn)
         if client.fileno not in self.clients:
             return
-        want_read = client.out_bytes < MAX_PENDING_OUTPUT
+        want_read = client.out_bytes < MAX_PENDING_OUTPUT and not client.busy
         events = (selectors.EVENT_READ if want_read else 0) | \
             (selectors.EVENT_WRITE if client.out else 0)
         if not events:
@@ -419,6 +458,7 @@ class Loop:
         log.info("%s: disconnected (%s)", conn.peer, reason)
 
     def shutdown(self) -> None:
+        self.disk.shutdown()  # writes already handed over finish before anything closes
         for hook in list(self.state.shutdown_hooks):
             try:
                 hook()
