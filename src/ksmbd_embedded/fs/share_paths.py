@@ -33,7 +33,9 @@ Decisions
   One that leads out, dangling or not, is STATUS_ACCESS_DENIED, decided before anything is
   looked up behind it, so the answer says nothing about what lies outside. The path returned
   contains no symlinks: later operations (open with O_NOFOLLOW, unlink, rename) act on the
-  target, never on a link.
+  target, never on a link. The one exception is `resolve_stat(..., follow_last=False)`, for
+  CREATE with FILE_OPEN_REPARSE_POINT: a final component that is a symlink comes back as
+  itself (fs/reparse.py); what it points to is not looked at.
 * Remaining TOCTOU window: between `resolve` and the caller's open/unlink, a *local* user of
   the router who can write inside the share could swap a checked directory for a symlink.
   The final component is covered by O_NOFOLLOW in the caller; intermediate directories are
@@ -180,10 +182,15 @@ def resolve(root: str, name: str, case_insensitive: bool = True) -> str:
     return resolve_stat(root, name, case_insensitive)[0]
 
 
-def resolve_stat(root: str, name: str,
-                 case_insensitive: bool = True) -> tuple[str, os.stat_result | None]:
+def resolve_stat(root: str, name: str, case_insensitive: bool = True,
+                 follow_last: bool = True) -> tuple[str, os.stat_result | None]:
     """`resolve`, plus the stat of the final object (following an in-share symlink), or
     None when the final component does not exist.
+
+    `follow_last=False` (CREATE with FILE_OPEN_REPARSE_POINT): a symlink as the final
+    component is not followed: its own path and lstat come back, wherever it points (the
+    caller opens the link itself, O_PATH | O_NOFOLLOW). Intermediate components are
+    resolved and confined as always.
 
     `root` must be a realpath (TreeConnect.root is). Raises SmbError: ACCESS_DENIED
     (a symlink leading out of the share, or a permission problem on the walk),
@@ -225,6 +232,8 @@ def resolve_stat(root: str, name: str,
                 return path, None
             raise SmbError(STATUS_OBJECT_PATH_NOT_FOUND)
         if _stat.S_ISLNK(st.st_mode):
+            if i == last and not follow_last:
+                return path, st  # the link itself (fs/reparse.py)
             # Decide confinement before looking behind the link (reveal nothing outside).
             path = os.path.realpath(path)
             if not is_inside(root, path):

@@ -24,6 +24,22 @@ Choices worth knowing:
     The process umask (022 under procd) still applies, except that forced bits are
     re-applied with fchmod. DOS attributes go to the xattr (ARCHIVE added for files).
   * FILE_WRITE_THROUGH opens with O_DSYNC.
+  * FILE_OPEN_REPARSE_POINT (MS-FSA 2.1.5.1): when the final component is a symlink, the
+    link itself is opened (O_PATH | O_NOFOLLOW; intermediate components resolved and
+    confined as always) and is a reparse point, IO_REPARSE_TAG_SYMLINK: FSCTL_GET_REPARSE_POINT,
+    QUERY_INFO, CLOSE, rename and delete (FILE_DELETE_ON_CLOSE, FileDispositionInformation)
+    act on the link, never on its target. FILE_CREATE is STATUS_OBJECT_NAME_COLLISION, the
+    overwriting dispositions STATUS_ACCESS_DENIED (a link has no data). See fs/reparse.py for
+    the rights such an Open gets and why links show as reparse points nowhere else. On
+    anything that is not a symlink the option changes nothing; a stream name ("link:s")
+    follows the link as before.
+  * FILE_OPEN_BY_FILE_ID (fs/file_ids.py): a name buffer of 8 bytes (or 16 with the high
+    half zero) is a file id (st_ino); every CREATE remembers the ids it returns, and an id is
+    opened by the name remembered for it, through every check an open by that name passes,
+    only if the object found still has that id. An unknown or stale id is
+    STATUS_INVALID_PARAMETER (what NTFS answers for a file reference that names no file);
+    any other name length is STATUS_NOT_SUPPORTED (what Windows answers, smbtorture
+    smb2.create.gentest). An id never creates anything.
 """
 
 from __future__ import annotations
@@ -35,7 +51,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from .. import header as h
-from ..fs import access_check, acl, deferred_size, eas, share_modes, streams
+from ..fs import access_check, acl, deferred_size, eas, file_ids, reparse, share_modes, streams
 from ..fs.dos_attrs import (
     FILE_ATTRIBUTE_ARCHIVE, FILE_ATTRIBUTE_HIDDEN, FILE_ATTRIBUTE_READONLY,
     FILE_ATTRIBUTE_SYSTEM, FILE_ATTRIBUTE_TEMPORARY, STORED_ATTRIBUTES_MASK, FileMeta,
@@ -129,7 +145,7 @@ FILE_OPEN_REPARSE_POINT = 0x00200000
 FILE_OPEN_NO_RECALL = 0x00400000
 FILE_OPEN_FOR_FREE_SPACE_QUERY = 0x00800000
 _OPTIONS_RESERVED = 0xFF000000  # -> STATUS_INVALID_PARAMETER
-_OPTIONS_NOT_SUPPORTED = FILE_CREATE_TREE_CONNECTION | FILE_OPEN_BY_FILE_ID \
+_OPTIONS_NOT_SUPPORTED = FILE_CREATE_TREE_CONNECTION \
     | FILE_RESERVE_OPFILTER  # what Windows answers STATUS_NOT_SUPPORTED for
 # FileModeInformation (MS-FSCC 2.4.26) keeps these CreateOptions bits
 _MODE_BITS = FILE_WRITE_THROUGH | FILE_SEQUENTIAL_ONLY | FILE_NO_INTERMEDIATE_BUFFERING \
@@ -248,8 +264,14 @@ def handle_create(req: Request):
             ea_list = cc.ea_buffer(cdata, streams.supported(tree.root))
         elif cname == cc.SECD:
             sd_ctx = cc.sd_buffer(cdata)  # the new file's descriptor (fs/acl.py inherit)
-    name, stream = parse_name_stream(raw)  # stream: None, "" (::$DATA) or a stream name
-    dir_only = has_trailing_backslash(raw)
+    by_id = None  # FILE_OPEN_BY_FILE_ID: (st_dev, st_ino) the object opened must have
+    if options & FILE_OPEN_BY_FILE_ID:
+        name, by_id = _name_for_id(req, raw)
+        stream = None
+        dir_only = False
+    else:
+        name, stream = parse_name_stream(raw)  # stream: None, "" (::$DATA) or a stream name
+        dir_only = has_trailing_backslash(raw)
     if dir_only and options & FILE_NON_DIRECTORY_FILE:
         raise SmbError(STATUS_OBJECT_NAME_INVALID)
     if stream is not None:
@@ -259,6 +281,8 @@ def handle_create(req: Request):
             raise SmbError(STATUS_OBJECT_NAME_INVALID)  # no xattrs: no streams (as FAT)
     share = tree.share
     if name and is_vetoed(share, name):
+        if by_id is not None:
+            raise SmbError(STATUS_INVALID_PARAMETER)  # as an id that names nothing
         parent = split_name(name)[0]
         if parent and is_vetoed(share, parent):
             raise SmbError(STATUS_OBJECT_PATH_NOT_FOUND)
@@ -289,15 +313,25 @@ def handle_create(req: Request):
                                              attributes, share_access, disposition, options,
                                              requested)
     else:
+        # FILE_OPEN_REPARSE_POINT: a symlink as the final component is opened itself
+        follow_last = not (options & FILE_OPEN_REPARSE_POINT and _O_PATH)
         for attempt in (0, 1):
-            path, st = resolve_stat(root, name)
+            path, st = resolve_stat(root, name, follow_last=follow_last)
+            if by_id is not None and (st is None or (st.st_dev, st.st_ino) != by_id):
+                file_ids.forget(server, root, by_id[1])
+                raise SmbError(STATUS_INVALID_PARAMETER)  # the id names nothing (any more)
             if st is not None:
+                if not follow_last and _stat.S_ISLNK(st.st_mode):
+                    op, action, meta, fst = _open_link(req, path, name, st, access,
+                                                       share_access, disposition, options,
+                                                       dir_only)
+                    break
                 if stream == "" and _stat.S_ISDIR(st.st_mode):
                     raise SmbError(STATUS_FILE_IS_A_DIRECTORY)  # no default data stream
                 op, action, meta, fst = _open_existing(req, path, name, st, access,
                                                        max_allowed, attributes, share_access,
                                                        disposition, options, dir_only,
-                                                       requested=requested)
+                                                       requested=requested, expect_key=by_id)
                 break
             if disposition in (FILE_OPEN, FILE_OVERWRITE):
                 raise SmbError(STATUS_OBJECT_NAME_NOT_FOUND)
@@ -321,6 +355,8 @@ def handle_create(req: Request):
     # 5. response
     server.opens.add(op)
     req.set_open(op)
+    if op.extra is None or streams.stream_of(op) is not None:
+        file_ids.remember(server, root, op.path, fst.st_dev, fst.st_ino)  # not a link's id
     ctx_items = []
     if want_mxac:
         ctx_items.append(cc.maximal_access_response(_maximal_for(op, maximal, meta)))
@@ -337,6 +373,22 @@ def handle_create(req: Request):
         return STATUS_SUCCESS, _CREATE_RESPONSE.pack(*fields, 0, 0)
     ctx = cc.encode_contexts(ctx_items)
     return STATUS_SUCCESS, [_CREATE_RESPONSE.pack(*fields, _CONTEXTS_OFFSET, len(ctx)), ctx]
+
+
+_U64 = struct.Struct("<Q")
+
+
+def _name_for_id(req: Request, raw) -> tuple[str, tuple[int, int]]:
+    """FILE_OPEN_BY_FILE_ID: (the name remembered for the id in the name buffer, the
+    (st_dev, st_ino) the object opened must have). See the module docstring."""
+    n = len(raw)
+    if n != 8 and not (n == 16 and not any(raw[8:16])):  # a FileId128 with a 64-bit id
+        raise SmbError(STATUS_NOT_SUPPORTED)
+    ino = _U64.unpack_from(raw, 0)[0]
+    entry = file_ids.lookup(req.server, req.tree.root, ino)
+    if entry is None:
+        raise SmbError(STATUS_INVALID_PARAMETER)
+    return entry[1], (entry[0], ino)
 
 
 FILE_ATTRIBUTE_NORMAL = 0x00000080
@@ -376,7 +428,10 @@ def _create_pipe(req: Request, desired: int, share_access: int, options: int, na
 
 def _maximal_for(op: Open, maximal: int, meta: FileMeta) -> int:
     """MxAc: the tree's maximal access minus what the file itself forbids: its stored
-    security descriptor (fs/access_check.py), a read-only attribute, the mode."""
+    security descriptor (fs/access_check.py), a read-only attribute, the mode. A symlink
+    Open: what fs/reparse.py lets it have (never a look behind the link)."""
+    if reparse.link_of(op) is not None:
+        return maximal & reparse.LINK_RIGHTS
     stored = access_check.maximal_for_open(op.fd, op.path, op.tree.root,
                                            token_for(op.session), maximal)
     if stored is not None:
@@ -392,9 +447,11 @@ def _maximal_for(op: Open, maximal: int, meta: FileMeta) -> int:
 
 def _open_existing(req: Request, path: str, name: str, st: os.stat_result, access: int,
                    max_allowed: bool, attributes: int, share_access: int, disposition: int,
-                   options: int, dir_only: bool, requested: int | None = None):
+                   options: int, dir_only: bool, requested: int | None = None,
+                   expect_key: tuple[int, int] | None = None):
     """MS-FSA 2.1.5.1.2: open what exists (and overwrite it when asked). `requested`: the
-    rights asked for by name (without what MAXIMUM_ALLOWED added)."""
+    rights asked for by name (without what MAXIMUM_ALLOWED added); `expect_key`: the
+    (st_dev, st_ino) of FILE_OPEN_BY_FILE_ID, which the object opened must have."""
     tree = req.tree
     server = req.server
     is_dir = _stat.S_ISDIR(st.st_mode)
@@ -433,6 +490,8 @@ def _open_existing(req: Request, path: str, name: str, st: os.stat_result, acces
         key = (fst.st_dev, fst.st_ino)
         if _stat.S_ISDIR(fst.st_mode) != is_dir:
             raise SmbError(STATUS_ACCESS_DENIED)  # swapped under us
+        if expect_key is not None and key != expect_key:
+            raise SmbError(STATUS_INVALID_PARAMETER)  # replaced since the id was checked
         meta = read_meta(fd, fst, hides_dot_files(tree.share), split_name(name)[1])
         deferred_size.adjust_meta(deferred_size.table(server), key, meta)
         # MS-FSA 2.1.5.1.2.1: a stored security descriptor decides (fs/access_check.py)
@@ -489,6 +548,50 @@ def _open_existing(req: Request, path: str, name: str, st: os.stat_result, acces
         action = FILE_OPENED
     op = _new_open(req, fd, path, name, is_dir, access, share_access, options, key, action)
     return op, action, meta, fst
+
+
+def _open_link(req: Request, path: str, name: str, lst: os.stat_result, access: int,
+               share_access: int, disposition: int, options: int, dir_only: bool):
+    """FILE_OPEN_REPARSE_POINT on a symlink (fs/reparse.py): open the link itself, with
+    O_PATH | O_NOFOLLOW, keyed by its own (st_dev, st_ino); only reparse.LINK_RIGHTS of
+    `access` are granted. Never looks behind a link that leads out of the share."""
+    tree = req.tree
+    server = req.server
+    if disposition == FILE_CREATE:
+        raise SmbError(STATUS_OBJECT_NAME_COLLISION)
+    if disposition in (FILE_SUPERSEDE, FILE_OVERWRITE, FILE_OVERWRITE_IF):
+        raise SmbError(STATUS_ACCESS_DENIED)  # a POSIX symlink has no data to overwrite
+    to_dir = reparse.points_to_dir(tree.root, path)
+    if to_dir:
+        if options & FILE_NON_DIRECTORY_FILE:
+            raise SmbError(STATUS_FILE_IS_A_DIRECTORY)  # as a Windows directory symlink
+    else:
+        if options & FILE_DIRECTORY_FILE:
+            raise SmbError(STATUS_NOT_A_DIRECTORY)
+        if dir_only:
+            raise SmbError(STATUS_OBJECT_NAME_INVALID)
+    access &= reparse.LINK_RIGHTS
+    key = (lst.st_dev, lst.st_ino)
+    if share_modes.is_delete_pending(server, key):
+        raise SmbError(STATUS_DELETE_PENDING)
+    share_modes.check_share_access(server, key, access, share_access)
+    try:
+        fd = os.open(path, _O_PATH | _O_NOFOLLOW | _O_CLOEXEC)
+    except OSError as exc:
+        raise _os_error(exc, "open symlink") from None
+    try:
+        fst = os.fstat(fd)
+        if not _stat.S_ISLNK(fst.st_mode) or (fst.st_dev, fst.st_ino) != key:
+            raise SmbError(STATUS_ACCESS_DENIED)  # swapped under us
+        link = reparse.LinkOpen(to_dir)
+        meta = reparse.adjust_meta(
+            read_meta(fd, fst, hides_dot_files(tree.share), split_name(name)[1]), link)
+    except BaseException:
+        os.close(fd)
+        raise
+    op = _new_open(req, fd, path, name, False, access, share_access, options, key, FILE_OPENED)
+    op.extra = link
+    return op, FILE_OPENED, meta, fst
 
 
 def _open_dir(path: str) -> int:
@@ -789,6 +892,9 @@ def handle_close(req: Request):
             if stream is not None:  # the file's times and attributes, the stream's size
                 meta.end_of_file = streams.stream_size(op.fd, stream.name)
                 meta.allocation_size = streams.allocation(meta.end_of_file)
+            link = reparse.link_of(op)
+            if link is not None:
+                reparse.adjust_meta(meta, link)
             body = _CLOSE_RESPONSE.pack(60, CLOSE_FLAG_POSTQUERY_ATTRIB, 0, meta.creation_time,
                                         meta.last_access_time, meta.last_write_time,
                                         meta.change_time, meta.allocation_size,

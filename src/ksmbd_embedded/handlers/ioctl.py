@@ -47,9 +47,19 @@ Decisions
   no conflicting lock; FSCTL_QUERY_ALLOCATED_RANGES uses SEEK_DATA/SEEK_HOLE in 64 KiB units,
   STATUS_BUFFER_TOO_SMALL without room for one range, STATUS_BUFFER_OVERFLOW with the ranges
   that fit. A named-stream open's SET_SPARSE marks the file; its ranges are the stream's.
-* FSCTL_GET_REPARSE_POINT: STATUS_NOT_A_REPARSE_POINT. CREATE never opens a symlink itself
-  (fs/share_paths.py resolves in-share symlinks to their targets and opens with
-  O_NOFOLLOW), so no open is ever a reparse point (FILE_OPEN_REPARSE_POINT changes nothing).
+* FSCTL_GET_REPARSE_POINT (MS-FSA 2.1.5.10.14; fs/reparse.py): only an Open of a symlink
+  itself (CREATE with FILE_OPEN_REPARSE_POINT on a link) is a reparse point; it gets the
+  symbolic link reparse data buffer (MS-FSCC 2.1.2.4, IO_REPARSE_TAG_SYMLINK, always
+  SYMLINK_FLAG_RELATIVE: absolute in-share targets are made relative to the link), or
+  STATUS_ACCESS_DENIED for a target outside the share (its path is never revealed). Every
+  other Open: STATUS_NOT_A_REPARSE_POINT. MaxOutputResponse below the 8-byte
+  REPARSE_DATA_BUFFER header (MS-FSCC 2.1.2.2, the structure's fixed part) is
+  STATUS_BUFFER_TOO_SMALL; above it but short of the whole buffer, the first
+  MaxOutputResponse bytes with STATUS_BUFFER_OVERFLOW (ReparseDataLength still the full
+  length). No access right is needed (MS-FSA names none).
+* FSCTL_SET_REPARSE_POINT / FSCTL_DELETE_REPARSE_POINT: not implemented (creating links
+  through SMB is optional, MS-FSA 2.1.5.10.37): STATUS_INVALID_DEVICE_REQUEST, as any
+  object-store FSCTL we do not implement (below).
 * SMB2-server FSCTLs not implemented (snapshots, read hash, resiliency): STATUS_NOT_SUPPORTED.
 * Pass-through (3.3.5.15.8): an FSCTL that MS-FSCC 2.3 defines goes to the object store.
   FSCTL_GET_COMPRESSION answers COMPRESSION_FORMAT_NONE; FSCTL_SET_COMPRESSION accepts NONE
@@ -67,7 +77,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from .. import header as h
-from ..fs import byte_locks, copychunk, deferred_size, net_interfaces, sparse, streams
+from ..fs import byte_locks, copychunk, deferred_size, net_interfaces, reparse, sparse, streams
 from ..fs.dos_attrs import is_sparse, set_sparse
 from ..fs.errno_status import oserror_to_status
 from ..fs.fs_caps import caps_for
@@ -218,8 +228,7 @@ def handle_ioctl(req: Request):
     if ctl_code == FSCTL_QUERY_ALLOCATED_RANGES:
         return _query_allocated_ranges(req, op, fid_p, fid_v, data, max_out)
     if ctl_code == FSCTL_GET_REPARSE_POINT:
-        _data_file(op)
-        raise SmbError(STATUS_NOT_A_REPARSE_POINT)  # CREATE never opens a symlink itself
+        return _get_reparse_point(op, fid_p, fid_v, max_out)
     if ctl_code == FSCTL_GET_COMPRESSION:
         return _get_compression(op, fid_p, fid_v, max_out)
     if ctl_code == FSCTL_SET_COMPRESSION:
@@ -315,6 +324,21 @@ def _set_compression(op, fid_p: int, fid_v: int, data: memoryview):
     if fmt != COMPRESSION_FORMAT_NONE:
         raise SmbError(STATUS_NOT_SUPPORTED)
     return ioctl_response(FSCTL_SET_COMPRESSION, fid_p, fid_v, b"")
+
+
+# -- reparse points (MS-FSA 2.1.5.10.14; fs/reparse.py) -----------------------------------------
+
+def _get_reparse_point(op, fid_p: int, fid_v: int, max_out: int):
+    _data_file(op)
+    if reparse.link_of(op) is None:
+        raise SmbError(STATUS_NOT_A_REPARSE_POINT)  # phase 1
+    if max_out < reparse.REPARSE_HEADER.size:
+        raise SmbError(STATUS_BUFFER_TOO_SMALL)  # phase 2
+    out = reparse.read_reparse_buffer(op)
+    if len(out) > max_out:  # phase 3: as much as fits
+        return ioctl_response(FSCTL_GET_REPARSE_POINT, fid_p, fid_v, out[:max_out],
+                              STATUS_BUFFER_OVERFLOW)
+    return ioctl_response(FSCTL_GET_REPARSE_POINT, fid_p, fid_v, out)
 
 
 # -- object ids (MS-FSCC 2.3.7 / 2.3.21, FILE_OBJECTID_BUFFER 2.1.3.1) ---------------------------

@@ -28,6 +28,9 @@ Decisions
   did), one with SL_RETURN_SINGLE_ENTRY; no EAs at all is STATUS_NO_EAS_ON_FILE. The scan
   always starts at the first EA (no per-open EA index is kept). EaSize in FileEaInformation
   and FileAllInformation is the size of that whole list.
+* An Open of a symlink itself (CREATE with FILE_OPEN_REPARSE_POINT, fs/reparse.py) reports
+  FILE_ATTRIBUTE_REPARSE_POINT (plus DIRECTORY for a link to an in-share directory), size 0,
+  and IO_REPARSE_TAG_SYMLINK in FileAttributeTagInformation; no other Open has a tag.
 * Named streams (fs/streams.py): an open of a stream reports the file's metadata with the
   stream's size; FileStreamInformation lists "::$DATA" (files only) and every named stream.
 * FilePositionInformation returns Open.position, which SET_INFO and synchronous-mode reads and
@@ -57,7 +60,7 @@ from typing import TYPE_CHECKING
 
 from .. import header as h
 from ..fs import file_info as fi
-from ..fs import deferred_size, eas, streams
+from ..fs import deferred_size, eas, reparse, streams
 from ..fs import fs_info as fsi
 from ..fs.dos_attrs import FileMeta, read_meta
 from ..fs.errno_status import status_from_oserror
@@ -279,6 +282,7 @@ def _query_file(req: Request, op: Open, info_class: int, out_len: int):
         access_flags=access, position=op.position, mode=op.mode,
         volume_serial=volume_serial(_st_dev(op)),
         ea_size=eas.total_size(op.fd) if info_class in _WITH_EA_SIZE else 0,
+        reparse_tag=reparse.tag_of(op),
     )
     if data is None:  # pragma: no cover - every class above has an encoder
         raise SmbError(STATUS_NOT_SUPPORTED)
@@ -308,6 +312,9 @@ def file_meta(req: Request, op: Open) -> FileMeta:
         meta.end_of_file = streams.stream_size(op.fd, stream.name)
         meta.allocation_size = streams.allocation(meta.end_of_file)
         meta.is_dir = False
+    link = reparse.link_of(op)
+    if link is not None:  # an Open of a symlink itself: a reparse point (fs/reparse.py)
+        reparse.adjust_meta(meta, link)
     return meta
 
 
@@ -459,8 +466,10 @@ def _query_security(req: Request, op: Open, additional: int, out_len: int):
         st = os.fstat(op.fd)
     except OSError as exc:
         raise SmbError(status_from_oserror(exc)) from None
-    # the stored descriptor, else one synthesized from the mode (fs/security.py)
-    sd = descriptor_of(op.fd, st, token_for(op.session), op.path)[0].pack(additional)
+    # the stored descriptor, else one synthesized from the mode (fs/security.py); never
+    # through the path of a symlink Open (that would read its target's)
+    path = None if reparse.link_of(op) is not None else op.path
+    sd = descriptor_of(op.fd, st, token_for(op.session), path)[0].pack(additional)
     if len(sd) > out_len:
         # never a partial descriptor: tell the client the size it needs
         return error_with_data(req.conn, STATUS_BUFFER_TOO_SMALL, _U32.pack(len(sd)))

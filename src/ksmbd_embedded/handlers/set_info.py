@@ -73,7 +73,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from .. import header as h
-from ..fs import byte_locks, change_time, deferred_size, eas, streams
+from ..fs import byte_locks, change_time, deferred_size, eas, reparse, streams
 from ..fs import file_info as fi
 from ..fs.dos_attrs import (
     BASIC_SETTABLE_ATTRIBUTES, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_READONLY,
@@ -182,6 +182,10 @@ def _os_error(exc: OSError) -> SmbError:
 def _set_basic(req: Request, op: Open, buf) -> None:
     ctime, atime, mtime, change, attrs = fi.decode_basic(buf)
     _require(op, FILE_WRITE_ATTRIBUTES)
+    link = reparse.link_of(op)
+    if link is not None:
+        _set_basic_on_link(op, link, atime, mtime, attrs)
+        return
     new_attrs = None
     if attrs:
         if attrs & FILE_ATTRIBUTE_DIRECTORY and not op.is_dir:
@@ -205,6 +209,23 @@ def _set_basic(req: Request, op: Open, buf) -> None:
             change_time.remember(os.fstat(fd), change)
     except OSError as exc:
         raise _os_error(exc) from None
+
+
+def _set_basic_on_link(op: Open, link, atime: int, mtime: int, attrs: int) -> None:
+    """An Open of a symlink itself (fs/reparse.py; its descriptor is O_PATH): Linux keeps no
+    user xattrs on symlinks, so attributes and CreationTime are accepted and not stored;
+    times go to the link with utimensat(AT_SYMLINK_NOFOLLOW), never to its target. Clients
+    send this before deleting a link (smbprotocol's remove, rmdir of a directory link)."""
+    if attrs & FILE_ATTRIBUTE_DIRECTORY and not link.points_to_dir:
+        raise SmbError(STATUS_INVALID_PARAMETER)
+    if atime > 0 or mtime > 0:
+        try:
+            st = os.lstat(op.path)
+            os.utime(op.path, ns=(filetime_to_unix_ns(atime) if atime > 0 else st.st_atime_ns,
+                                  filetime_to_unix_ns(mtime) if mtime > 0 else st.st_mtime_ns),
+                     follow_symlinks=False)
+        except OSError as exc:
+            raise _os_error(exc) from None
 
 
 def _readonly_by_mode(fd: int, readonly: bool) -> None:
