@@ -22,11 +22,11 @@ import dataclasses
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic_file import replace_file
 from .config import DIALECTS, ConfigError, ServerConfig, ShareConfig, load_config
 from .config import _build as _build_config  # the one validator for UCI and ksmbd.conf
 from .uci import UciPackage, UciSection
@@ -424,19 +424,7 @@ def write_generated(config: ServerConfig, path: str | os.PathLike[str]) -> bool:
             return False
     except (OSError, UnicodeDecodeError):
         pass
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), 0o644)
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    replace_file(target, text.encode("utf-8"), 0o644)
     return True
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import tempfile
 from pathlib import Path
 
+from .atomic_file import replace_file
 from .md4 import md4
 
 __all__ = ["DEFAULT_PATH", "PasswordDb", "nt_hash", "validate_user_name",
@@ -127,24 +127,4 @@ class PasswordDb:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write atomically (temp file in the same directory, fsync, rename), mode 0600."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                os.fchmod(f.fileno(), 0o600)
-                f.write(self.dumps().encode("utf-8"))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        replace_file(path, self.dumps().encode("utf-8"), 0o600, durable=True)

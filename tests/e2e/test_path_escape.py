@@ -7,7 +7,7 @@ import pytest
 from smbprotocol.connection import Connection
 from smbprotocol.exceptions import SMBResponseException
 from smbprotocol.open import (
-    CreateDisposition, CreateOptions, FileAttributes, FilePipePrinterAccessMask, ImpersonationLevel,
+    CreateDisposition, FileAttributes, FilePipePrinterAccessMask, ImpersonationLevel,
     Open, ShareAccess,
 )
 from smbprotocol.session import Session

@@ -7,7 +7,6 @@ NTLM, and its token packer/unpacker) and impacket's SPNEGO structures.
 from __future__ import annotations
 
 import random
-import struct
 
 import pytest
 import spnego

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING
 
 from .. import header as h
 from ..fs import access_check, acl, deferred_size, eas, file_ids, reparse, share_modes, streams
+from ..fs.acl import map_generic  # noqa: F401  (GENERIC_* -> file rights; also used by tests)
 from ..fs.dos_attrs import (
     FILE_ATTRIBUTE_ARCHIVE, FILE_ATTRIBUTE_HIDDEN, FILE_ATTRIBUTE_READONLY,
     FILE_ATTRIBUTE_SYSTEM, FILE_ATTRIBUTE_TEMPORARY, STORED_ATTRIBUTES_MASK, FileMeta,
@@ -74,10 +75,8 @@ from ..status import (
     STATUS_PRIVILEGE_NOT_HELD, STATUS_SUCCESS, SmbError,
 )
 from ..tree import (
-    ACCESS_SYSTEM_SECURITY, DELETE, FILE_ALL_ACCESS, FILE_APPEND_DATA, FILE_EXECUTE,
-    FILE_READ_ATTRIBUTES, FILE_READ_DATA, FILE_READ_EA, FILE_WRITE_ATTRIBUTES, FILE_WRITE_DATA,
-    FILE_WRITE_EA, GENERIC_ALL, GENERIC_EXECUTE, GENERIC_READ, GENERIC_WRITE, MAXIMUM_ALLOWED,
-    READ_CONTROL, SYNCHRONIZE,
+    ACCESS_SYSTEM_SECURITY, DELETE, FILE_APPEND_DATA, FILE_EXECUTE, FILE_READ_DATA,
+    FILE_WRITE_DATA, MAXIMUM_ALLOWED,
 )
 from . import create_contexts as cc
 
@@ -154,12 +153,7 @@ _MODE_BITS = FILE_WRITE_THROUGH | FILE_SEQUENTIAL_ONLY | FILE_NO_INTERMEDIATE_BU
 # FileAttributes a CREATE may not carry (0x8, 0x40 and everything from 0x8000 up, as Windows)
 _ATTRIBUTES_INVALID = 0xFFFF8048
 
-# Access masks (MS-SMB2 2.2.13.1): generic rights map to the file-specific ones.
-FILE_GENERIC_READ = READ_CONTROL | FILE_READ_DATA | FILE_READ_ATTRIBUTES | FILE_READ_EA \
-    | SYNCHRONIZE
-FILE_GENERIC_WRITE = READ_CONTROL | FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES | FILE_WRITE_EA \
-    | FILE_APPEND_DATA | SYNCHRONIZE
-FILE_GENERIC_EXECUTE = READ_CONTROL | FILE_READ_ATTRIBUTES | FILE_EXECUTE | SYNCHRONIZE
+# Access masks (MS-SMB2 2.2.13.1): generic rights map to the file-specific ones (fs/acl.py).
 _ACCESS_RESERVED = 0x0CE0FE00  # undefined bits: STATUS_ACCESS_DENIED
 _READ_ONLY_FORBIDS = FILE_WRITE_DATA | FILE_APPEND_DATA  # what a READONLY file never grants
 _DATA_READ = FILE_READ_DATA | FILE_EXECUTE
@@ -179,19 +173,6 @@ DEFAULT_CREATE_MASK = 0o644
 DEFAULT_DIR_MASK = 0o755
 
 
-def map_generic(mask: int) -> int:
-    """GENERIC_* bits replaced by the specific file rights they stand for (MS-DTYP 2.4.3)."""
-    if mask & 0xF0000000:
-        if mask & GENERIC_ALL:
-            mask |= FILE_ALL_ACCESS
-        if mask & GENERIC_READ:
-            mask |= FILE_GENERIC_READ
-        if mask & GENERIC_WRITE:
-            mask |= FILE_GENERIC_WRITE
-        if mask & GENERIC_EXECUTE:
-            mask |= FILE_GENERIC_EXECUTE
-        mask &= 0x0FFFFFFF
-    return mask
 
 
 def _file_mode(share, is_dir: bool) -> tuple[int, int | None]:
