@@ -7,7 +7,6 @@ generated ksmbd.conf are read by other processes: ksmbd.adduser, wsdd2).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 
@@ -15,6 +14,7 @@ def replace_file(path: str | os.PathLike[str], data: bytes, mode: int,
                  durable: bool = False) -> None:
     """Write `data` to `path` with permission `mode`. `durable`: fsync the file and its
     directory, so the new content survives a power cut once this returns."""
+    import tempfile  # only when something is saved: not in an idle server's memory
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)

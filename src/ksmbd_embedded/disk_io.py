@@ -20,8 +20,6 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 log = logging.getLogger("ksmbd.disk_io")
@@ -69,13 +67,14 @@ class DiskWorker:
     def __init__(self, wake: Callable[[], None], workers: int = WORKERS) -> None:
         self._wake = wake
         self._workers = workers
-        self._pool: ThreadPoolExecutor | None = None  # threads start on first use
+        self._pool: Any = None  # a ThreadPoolExecutor, started on first use
         self._done: collections.deque[WriteJob] = collections.deque()
-        self._lock = threading.Lock()
         self.in_flight = 0
 
     def submit(self, job: WriteJob) -> None:
         if self._pool is None:
+            # imported here: an idle server (or one never sent a large write) does without it
+            from concurrent.futures import ThreadPoolExecutor
             self._pool = ThreadPoolExecutor(max_workers=self._workers,
                                             thread_name_prefix="ksmbd-disk")
         job.op.inflight += 1

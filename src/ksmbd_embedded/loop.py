@@ -35,17 +35,16 @@ FRAME_SLACK = 64 * 1024  # headers, compounds and contexts around a max-size pay
 
 
 class _Client:
-    """Socket-side state of one connection: receive buffer and unsent output."""
+    """Socket-side state of one connection: the bytes of a frame not complete yet, and
+    unsent output. Idle, it holds no buffer (the loop's scratch buffer is shared)."""
 
-    __slots__ = ("sock", "conn", "scratch", "scratch_view", "have", "frame", "frame_view", "got",
+    __slots__ = ("sock", "conn", "pending", "frame", "frame_view", "got",
                  "out", "out_bytes", "fileno", "events", "busy", "held")
 
     def __init__(self, sock: socket.socket, conn: Connection) -> None:
         self.sock = sock
         self.conn = conn
-        self.scratch = bytearray(SCRATCH_SIZE)
-        self.scratch_view = memoryview(self.scratch)
-        self.have = 0  # bytes buffered in scratch
+        self.pending = b""  # received bytes not dispatched yet (the start of a frame)
         self.frame: bytearray | None = None  # a large frame's buffer (from the shared pool)
         self.frame_view: memoryview | None = None  # the frame's part of that buffer
         self.got = 0
@@ -74,6 +73,10 @@ class Loop:
         self.reload_requested = False
         self.max_frame = self._compute_max_frame()
         self.pool: list[bytearray] = []
+        # One receive buffer for every connection (the loop is single-threaded): a
+        # connection keeps only the few bytes of a frame that has not arrived whole.
+        self.scratch = bytearray(SCRATCH_SIZE)
+        self.scratch_view = memoryview(self.scratch)
         self.pool_used = time.monotonic()
         self._bind(addresses, port)
         self._wake_r, self._wake_w = socket.socketpair()
@@ -228,15 +231,23 @@ class Loop:
     def _read(self, client: _Client) -> None:
         """Read what the socket has; dispatch every complete frame.
 
-        Small frames are cut out of a per-connection scratch buffer (and copied, so nothing
-        keeps a view on it). A frame larger than what is buffered gets its own buffer, filled
-        by recv_into straight from the socket: a WRITE payload is never copied in Python.
+        Small frames are received into the loop's shared scratch buffer, after the bytes the
+        connection kept from its last read, and cut out of it (copied, so nothing keeps a
+        view on it). A frame larger than the scratch buffer gets its own buffer, filled by
+        recv_into straight from the socket: a WRITE payload is never copied in Python.
         """
+        kept = 0
         try:
             if client.frame is not None:
                 n = client.sock.recv_into(client.frame_view[client.got:])
             else:
-                n = client.sock.recv_into(client.scratch_view[client.have:])
+                kept = len(client.pending)
+                if kept:
+                    if kept >= SCRATCH_SIZE:  # no room: whole frames are waiting, no partial
+                        self._parse_pending(client)
+                        return
+                    self.scratch[:kept] = client.pending
+                n = client.sock.recv_into(self.scratch_view[kept:])
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -260,16 +271,21 @@ class Loop:
             if alive:
                 self._flush(client)
             return
-        client.have += n
-        self._parse(client)
+        self._parse(client, kept + n)
 
-    def _parse(self, client: _Client) -> None:
-        """Dispatch the complete frames in the scratch buffer (stopping while a WRITE of
-        this connection is on the disk pool), keep the rest, send what they produced."""
-        scratch = client.scratch
+    def _parse_pending(self, client: _Client) -> None:
+        """Dispatch what a connection kept while its WRITE was on the disk pool."""
+        kept = len(client.pending)
+        self.scratch[:kept] = client.pending
+        self._parse(client, kept)
+
+    def _parse(self, client: _Client, have: int) -> None:
+        """Dispatch the complete frames in scratch[:have] (stopping while a WRITE of this
+        connection is on the disk pool), keep the rest, send what they produced."""
+        scratch = self.scratch
         start = 0
         limit = self.max_frame
-        while client.have - start >= 4:
+        while have - start >= 4:
             length = _FRAME_HEADER.unpack_from(scratch, start)[0]
             if length >> 24:
                 self._drop(client, "not a Direct TCP frame")
@@ -278,29 +294,25 @@ class Loop:
                 self._drop(client, f"frame of {length} bytes exceeds the limit {limit}")
                 return
             end = start + 4 + length
-            if end > client.have:
-                if length > len(scratch) - 4 or start:
-                    # Too big for the scratch space (or not at its start): own buffer.
-                    part = client.have - start - 4
-                    if length > len(scratch) - 4:
-                        buf = self._take_buffer(length)
-                        view = memoryview(buf)[:length]
-                        view[:part] = scratch[start + 4:client.have]
-                        client.frame = buf
-                        client.frame_view = view
-                        client.got = part
-                        client.have = 0
-                        return
+            if end > have:
+                if length > SCRATCH_SIZE - 4:
+                    # Too big for the scratch buffer: its own buffer, from the pool.
+                    part = have - start - 4
+                    buf = self._take_buffer(length)
+                    view = memoryview(buf)[:length]
+                    view[:part] = scratch[start + 4:have]
+                    client.frame = buf
+                    client.frame_view = view
+                    client.got = part
+                    client.pending = b""
+                    return
                 break
             if not self._dispatch(client, memoryview(bytes(scratch[start + 4:end]))):
                 return
             start = end
             if client.busy:
                 break
-        if start:
-            rest = client.have - start
-            scratch[:rest] = scratch[start:client.have]
-            client.have = rest
+        client.pending = bytes(scratch[start:have]) if start < have else b""
         self._flush(client)
 
     def _take_buffer(self, length: int) -> bytearray:
@@ -412,8 +424,8 @@ class Loop:
                 self._give_back(*held)
             self._queue(client)
             self._flush(client)
-            if client.have and client.fileno in self.clients:
-                self._parse(client)  # requests that arrived while it was writing
+            if client.pending and client.fileno in self.clients:
+                self._parse_pending(client)  # requests that arrived while it was writing
 
     def _update_interest(self, client: _Client) -> None:
         self.state.flush_pending.discard(client.conn)
