@@ -69,7 +69,7 @@ class Connection:
         "client_security_mode", "client_dialects", "server_capabilities", "signing_algorithm",
         "cipher_id", "preauth", "max_read", "max_write", "max_trans", "credits", "sessions",
         "outbox", "closing", "close_reason", "created", "bytes_in", "bytes_out",
-        "async_ops", "next_async_id", "transport", "pending_write",
+        "async_ops", "next_async_id", "transport",
     )
 
     def __init__(self, server: ServerState, peer: str, now: float) -> None:
@@ -100,7 +100,6 @@ class Connection:
         self.async_ops: dict[int, AsyncWork] = {}
         self.next_async_id = 1
         self.transport: Any = None  # the loop's socket-side object
-        self.pending_write: Any = None  # a WRITE for the disk pool, taken by the loop
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -213,10 +212,6 @@ class Connection:
         req.encrypted = enc_session is not None
         req.process_id = tree_or_async & 0xFFFFFFFF
         req.related = bool(flags & h.FLAGS_RELATED_OPERATIONS)
-        # A lone request may leave its disk write to the pool (disk_io.py) and be answered
-        # when it is done; inside a compound everything stays in order, synchronous.
-        req.can_defer = first and last and self.server.disk is not None \
-            and self.transport is not None
         tree_id = tree_or_async >> 32
         try:
             status, body = self._run(req, command, session_id, tree_id, chain, enc_session, first)
@@ -227,39 +222,6 @@ class Connection:
         except Exception:
             log.exception("%s: %s failed", self.peer, _name(command))
             status, body = STATUS_INTERNAL_ERROR, ERROR_BODY
-        if req.offload is not None and status == STATUS_PENDING:
-            job = req.offload
-            job.conn = self
-            job.respond = (req, credit_req, flags, msg_id, tree_or_async, session_id, charge,
-                           command, enc_session)
-            self.pending_write = job
-            return None  # answered by finish_write
-        return self._build(req, status, body, command, credit_req, flags, msg_id, tree_or_async,
-                           session_id, charge, chain, enc_session, first, last)
-
-    def finish_write(self, job) -> None:
-        """The disk pool has done a WRITE (loop side): its response, as if it had just run."""
-        (req, credit_req, flags, msg_id, tree_or_async, session_id, charge, command,
-         enc_session) = job.respond
-        job.respond = None
-        finish, job.finish = job.finish, None
-        if self.closing:
-            return
-        try:
-            status, body = finish(job.error)
-        except SmbError as exc:
-            status, body = exc.status, ERROR_BODY
-        except Exception:
-            log.exception("%s: WRITE failed", self.peer)
-            status, body = STATUS_INTERNAL_ERROR, ERROR_BODY
-        resp = self._build(req, status, body, command, credit_req, flags, msg_id, tree_or_async,
-                           session_id, charge, Chain(), enc_session, True, True)
-        self._send_responses([resp], enc_session)
-
-    def _build(self, req: Request, status: int, body, command: int, credit_req: int, flags: int,
-               msg_id: int, tree_or_async: int, session_id: int, charge: int, chain: Chain,
-               enc_session: Session | None, first: bool, last: bool):
-        """The response to one request: header, credits, body, whether to sign it."""
         interim = False
         if status == STATUS_PENDING and req.async_work is not None:
             if last:

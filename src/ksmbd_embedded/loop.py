@@ -21,7 +21,6 @@ import struct
 import time
 
 from .connection import Connection
-from .disk_io import DiskWorker
 from .file_range import FileRange
 
 log = logging.getLogger("ksmbd.loop")
@@ -30,7 +29,7 @@ _FRAME_HEADER = struct.Struct(">I")
 MAX_PENDING_OUTPUT = 8 * 1024 * 1024
 SCRATCH_SIZE = 64 * 1024
 POOL_MAX = 4  # large receive buffers kept for reuse, shared by all connections
-POOL_IDLE_SECONDS = 10.0  # an unused pool is given back to the allocator after this
+POOL_IDLE_SECONDS = 2.0  # an unused pool (up to 4 max-size buffers) is freed after this
 FRAME_SLACK = 64 * 1024  # headers, compounds and contexts around a max-size payload
 
 
@@ -39,7 +38,7 @@ class _Client:
     unsent output. Idle, it holds no buffer (the loop's scratch buffer is shared)."""
 
     __slots__ = ("sock", "conn", "pending", "frame", "frame_view", "got",
-                 "out", "out_bytes", "fileno", "events", "busy", "held")
+                 "out", "out_bytes", "fileno", "events")
 
     def __init__(self, sock: socket.socket, conn: Connection) -> None:
         self.sock = sock
@@ -52,8 +51,6 @@ class _Client:
         self.out_bytes = 0
         self.fileno = sock.fileno()
         self.events = selectors.EVENT_READ  # what the selector watches now
-        self.busy = False  # a WRITE of this connection is on the disk pool (disk_io.py)
-        self.held: tuple | None = None  # that WRITE's frame buffer, given back when it is done
 
 
 class _Reader:
@@ -83,8 +80,6 @@ class Loop:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self.sel.register(self._wake_r, selectors.EVENT_READ, "wake")
-        self.disk = DiskWorker(self.wake)
-        state.disk = self.disk
         self._timers: list = []  # heap of (due, seq, callback)
         self._timer_seq = itertools.count()
         state.loop = self
@@ -159,7 +154,7 @@ class Loop:
 
     def run(self) -> None:
         while self.running:
-            timeout = 5.0
+            timeout = 5.0 if not self.pool else POOL_IDLE_SECONDS  # wake up to free it
             if self._timers:
                 timeout = min(timeout, max(0.0, self._timers[0][0] - time.monotonic()))
             for key, events in self.sel.select(timeout=timeout):
@@ -176,8 +171,6 @@ class Loop:
                         self._wake_r.recv(4096)
                     except OSError:
                         pass
-                    if self.disk.in_flight:
-                        self._finish_writes()
                 else:
                     client = tag
                     if events & selectors.EVENT_READ:
@@ -242,10 +235,7 @@ class Loop:
                 n = client.sock.recv_into(client.frame_view[client.got:])
             else:
                 kept = len(client.pending)
-                if kept:
-                    if kept >= SCRATCH_SIZE:  # no room: whole frames are waiting, no partial
-                        self._parse_pending(client)
-                        return
+                if kept:  # the start of a frame (shorter than the scratch buffer)
                     self.scratch[:kept] = client.pending
                 n = client.sock.recv_into(self.scratch_view[kept:])
         except (BlockingIOError, InterruptedError):
@@ -264,24 +254,15 @@ class Loop:
             buf = client.frame
             client.frame = client.frame_view = None
             alive = self._dispatch(client, view)
-            if alive and client.busy:
-                client.held = (buf, view)  # the disk pool writes from it: keep it till then
-            else:
-                self._give_back(buf, view)
+            self._give_back(buf, view)
             if alive:
                 self._flush(client)
             return
         self._parse(client, kept + n)
 
-    def _parse_pending(self, client: _Client) -> None:
-        """Dispatch what a connection kept while its WRITE was on the disk pool."""
-        kept = len(client.pending)
-        self.scratch[:kept] = client.pending
-        self._parse(client, kept)
-
     def _parse(self, client: _Client, have: int) -> None:
-        """Dispatch the complete frames in scratch[:have] (stopping while a WRITE of this
-        connection is on the disk pool), keep the rest, send what they produced."""
+        """Dispatch the complete frames in scratch[:have], keep the rest (the start of a
+        frame), send what they produced."""
         scratch = self.scratch
         start = 0
         limit = self.max_frame
@@ -310,8 +291,6 @@ class Loop:
             if not self._dispatch(client, memoryview(bytes(scratch[start + 4:end]))):
                 return
             start = end
-            if client.busy:
-                break
         client.pending = bytes(scratch[start:have]) if start < have else b""
         self._flush(client)
 
@@ -347,11 +326,6 @@ class Loop:
         """Hand one frame to the protocol core; False if the connection was closed."""
         conn = client.conn
         conn.receive(frame)
-        job = conn.pending_write
-        if job is not None:
-            conn.pending_write = None
-            client.busy = True
-            self.disk.submit(job)
         if conn.outbox:
             self._queue(client)
         if conn.closing:
@@ -410,28 +384,11 @@ class Loop:
                     sent = 0
         self._update_interest(client)
 
-    def _finish_writes(self) -> None:
-        """WRITEs the disk pool has done: answer them, then go on with their connections."""
-        for job in self.disk.completed():
-            conn = job.conn
-            conn.finish_write(job)
-            client = conn.transport
-            if client is None or self.clients.get(client.fileno) is not client:
-                continue  # the connection went away meanwhile; the Open's fd is closed
-            client.busy = False
-            held, client.held = client.held, None
-            if held is not None:
-                self._give_back(*held)
-            self._queue(client)
-            self._flush(client)
-            if client.pending and client.fileno in self.clients:
-                self._parse_pending(client)  # requests that arrived while it was writing
-
     def _update_interest(self, client: _Client) -> None:
         self.state.flush_pending.discard(client.conn)
         if client.fileno not in self.clients:
             return
-        want_read = client.out_bytes < MAX_PENDING_OUTPUT and not client.busy
+        want_read = client.out_bytes < MAX_PENDING_OUTPUT
         events = (selectors.EVENT_READ if want_read else 0) | \
             (selectors.EVENT_WRITE if client.out else 0)
         if not events:
@@ -470,7 +427,6 @@ class Loop:
         log.info("%s: disconnected (%s)", conn.peer, reason)
 
     def shutdown(self) -> None:
-        self.disk.shutdown()  # writes already handed over finish before anything closes
         for hook in list(self.state.shutdown_hooks):
             try:
                 hook()

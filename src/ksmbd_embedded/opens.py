@@ -17,7 +17,7 @@ class Open:
         "persistent_id", "volatile_id", "session", "tree", "fd", "path", "name", "is_dir",
         "granted_access", "share_access", "create_options", "delete_on_close", "file_key",
         "position", "mode", "dir_state", "pipe", "create_action", "durable", "oplock_level",
-        "extra", "inflight", "fd_close_pending",
+        "extra",
     )
 
     def __init__(self, session: Session, tree: TreeConnect, fd: int, path: str, name: str,
@@ -44,8 +44,6 @@ class Open:
         self.durable = False
         self.oplock_level = 0
         self.extra: Any = None
-        self.inflight = 0  # writes running on the disk pool (disk_io.py)
-        self.fd_close_pending = -1  # closed when the last of them is done
 
     def __repr__(self) -> str:
         return f"<Open {self.volatile_id:x} {self.name!r}>"
@@ -92,13 +90,10 @@ class OpenTable:
                     del self.by_file[op.file_key]
         op.tree.open_count -= 1
         if op.fd >= 0:
-            if op.inflight:  # a write is running on it (disk_io.py): closed when it ends
-                op.fd_close_pending = op.fd
-            else:
-                try:
-                    os.close(op.fd)
-                except OSError:
-                    pass
+            try:
+                os.close(op.fd)
+            except OSError:
+                pass
             op.fd = -1
 
     def for_tree(self, tree: TreeConnect) -> list[Open]:

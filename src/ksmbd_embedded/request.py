@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .header import FILE_ID_ANY, HEADER_SIZE
-from .status import STATUS_FILE_CLOSED, STATUS_INVALID_PARAMETER, STATUS_PENDING, SmbError
+from .status import STATUS_FILE_CLOSED, STATUS_INVALID_PARAMETER, SmbError
 
 if TYPE_CHECKING:
     from .opens import Open
@@ -22,7 +22,7 @@ class Request:
 
     __slots__ = ("conn", "server", "command", "msg_id", "flags", "credit_charge", "view",
                  "session", "tree", "related", "encrypted", "sign_response", "chain",
-                 "async_id", "process_id", "on_response", "async_work", "offload", "can_defer")
+                 "async_id", "process_id", "on_response", "async_work")
 
     def __init__(self, conn: Any, command: int, msg_id: int, flags: int, credit_charge: int,
                  view: memoryview, chain: Any) -> None:
@@ -43,8 +43,6 @@ class Request:
         self.process_id = 0
         self.on_response: Any = None  # called with the finished response before signing
         self.async_work: Any = None  # set by go_async()
-        self.offload: Any = None  # a disk_io.WriteJob set by offload_write()
-        self.can_defer = False  # set by the connection: a lone request, a loop to run the pool
 
     @property
     def body_len(self) -> int:
@@ -78,18 +76,6 @@ class Request:
         work = self.conn.new_async(self, on_cancel)
         self.async_work = work
         return work
-
-    def offload_write(self, job):
-        """Leave a large write to the disk pool (disk_io.py) when this request may be answered
-        later; otherwise do it now. Returns what the handler returns: (STATUS_PENDING, None)
-        for "answered when the pool is done" (no interim response goes out), or the outcome
-        of `job.finish`."""
-        if self.can_defer:
-            self.offload = job
-            return STATUS_PENDING, None
-        job.run()
-        finish, job.finish = job.finish, None
-        return finish(job.error)
 
     def set_open(self, op: Open) -> None:
         """Make `op` the FileId later related requests of this compound refer to."""

@@ -51,7 +51,6 @@ class ServerState:
         # Services living in the same loop (ubus object, change notify) hook in here:
         # startup hooks get the Loop once it is bound; shutdown hooks run before it closes.
         self.loop: Any = None
-        self.disk: Any = None  # disk_io.DiskWorker of the loop (None: every write is inline)
         self.startup_hooks: list[Any] = []
         self.shutdown_hooks: list[Any] = []
         self._index_shares()

@@ -19,7 +19,6 @@ from test_connection import state  # noqa: F401
 class _Conn:
     outbox: list = []
     closing = False
-    pending_write = None
 
 
 @pytest.fixture

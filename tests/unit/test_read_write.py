@@ -373,8 +373,7 @@ def test_write_through(env, monkeypatch, flags, create_options, mode, synced):
     op = env.open("f", RW, create_options=create_options)
     op.mode = mode
     calls = []
-    from ksmbd_embedded import disk_io
-    monkeypatch.setattr(disk_io, "_fdatasync", lambda fd: calls.append(fd))
+    monkeypatch.setattr(rw, "_fdatasync", lambda fd: calls.append(fd))
     status, _ = call(handle_write, env.request(h.WRITE, write_body(op, b"abc", flags=flags)))
     assert status == STATUS_SUCCESS
     assert calls == ([op.fd] if synced else [])

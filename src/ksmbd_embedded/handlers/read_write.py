@@ -27,7 +27,6 @@ import struct
 from typing import TYPE_CHECKING
 
 from .. import header as h
-from ..disk_io import OFFLOAD_MIN, WriteJob
 from ..file_range import FileRange
 from ..fs import byte_locks, deferred_size, streams
 from ..fs.errno_status import oserror_to_status
@@ -71,6 +70,8 @@ _MAX_WRITE_END = 0xFFFFFFF0000
 # inside the file would be refused anyway.
 WRITE_TO_END_OF_FILE = 0xFFFFFFFFFFFFFFFF
 _SMB2_64K = 65536
+
+_fdatasync = getattr(os, "fdatasync", os.fsync)
 
 
 # -- checks shared with other commands that move a large payload ------------------------------
@@ -258,30 +259,21 @@ def handle_write(req: Request):
         byte_locks.check_io(server, op, offset, length, True)
         if append_only:
             _check_append_only(server, op, offset)
+        written = 0
+        while written < length:
+            # A short pwrite (a signal, a nearly full disk) is continued; ENOSPC then raises.
+            written += os.pwrite(fd, data[written:] if written else data, offset + written)
+        if flags & SMB2_WRITEFLAG_WRITE_THROUGH or (op.create_options | op.mode) \
+                & FILE_WRITE_THROUGH:
+            _fdatasync(fd)
     except OSError as exc:
         raise SmbError(oserror_to_status(exc, "WRITE")) from None
-    sync = bool(flags & SMB2_WRITEFLAG_WRITE_THROUGH
-                or (op.create_options | op.mode) & FILE_WRITE_THROUGH)
-    session = req.session
-
-    def finish(error: OSError | None):
-        if error is not None:
-            raise SmbError(oserror_to_status(error, "WRITE"))
-        op.position = offset + length
-        if deferred_size.table(server) is not None:
-            deferred_size.written(server, op.file_key, offset + length)
-        session.bytes_written += length
-        server.bytes_written += length
-        return STATUS_SUCCESS, _WRITE_RSP.pack(17, 0, length, 0, 0, 0)
-
-    # A short pwrite (a signal, a nearly full disk) is continued; ENOSPC then raises. Large
-    # writes run on the disk pool while the loop serves others (disk_io.py); the response
-    # goes out once the data is written (and synced for write-through), never before.
-    job = WriteJob(op, fd, data, offset, sync, finish)
-    if length >= OFFLOAD_MIN:
-        return req.offload_write(job)
-    job.run()
-    return finish(job.error)
+    op.position = offset + length
+    if deferred_size.table(server) is not None:
+        deferred_size.written(server, op.file_key, offset + length)
+    req.session.bytes_written += length
+    server.bytes_written += length
+    return STATUS_SUCCESS, _WRITE_RSP.pack(17, 0, length, 0, 0, 0)
 
 
 def _stream_write(req: Request, op, stream, offset: int, data, append_only: bool):
