@@ -23,7 +23,7 @@ run: setup
 	@echo "      smbclient //127.0.0.1/public -p $(PORT) -N -c ls"
 	@echo "      smbclient //127.0.0.1/private -p $(PORT) -U alice%alice"
 	@echo "Stop with Ctrl-C."
-	$(BIN)/ksmbd-embedded serve --config dev/ksmbd.uci --pwddb run/ksmbdpwd.db --port $(PORT)
+	$(BIN)/ksmbd-embedded serve --config dev/ksmbd.uci --pwddb run/ksmbdpwd.db --port $(PORT) --ubus-socket ""  # no ubusd off OpenWrt
 
 test-deps:
 	@scripts/install-test-deps
