@@ -7,7 +7,7 @@ bytes-like object or a list of them (payloads stay separate buffers), or raises 
 """
 
 from .handlers import (
-    create, echo, lock, negotiate, query_directory, query_info, read_write, session_setup,
+    close, create, echo, lock, negotiate, query_directory, query_info, read_write, session_setup,
     set_info, tree_connect,
 )
 from .handlers import ioctl as ioctl_handler
@@ -22,7 +22,7 @@ COMMANDS = (
     (tree_connect.handle_tree_connect, 9, True, False),         # 0x03 TREE_CONNECT
     (tree_connect.handle_tree_disconnect, 4, True, True),       # 0x04 TREE_DISCONNECT
     (create.handle_create, 57, True, True),                     # 0x05 CREATE
-    (create.handle_close, 24, True, True),                      # 0x06 CLOSE
+    (close.handle_close, 24, True, True),                       # 0x06 CLOSE
     (read_write.handle_flush, 24, True, True),                  # 0x07 FLUSH
     (read_write.handle_read, 49, True, True),                   # 0x08 READ
     (read_write.handle_write, 49, True, True),                  # 0x09 WRITE

@@ -80,14 +80,7 @@ class OpenTable:
         if self.by_id.pop(op.volatile_id, None) is None:
             return
         if op.file_key is not None:
-            peers = self.by_file.get(op.file_key)
-            if peers is not None:
-                try:
-                    peers.remove(op)
-                except ValueError:
-                    pass
-                if not peers:
-                    del self.by_file[op.file_key]
+            unindex(self.by_file, op.file_key, op)
         op.tree.open_count -= 1
         if op.fd >= 0:
             try:
@@ -95,6 +88,13 @@ class OpenTable:
             except OSError:
                 pass
             op.fd = -1
+
+    def rekey(self, op: Open, new_key: tuple) -> None:
+        """File `op` under another key (a named stream renamed, fs/streams.py)."""
+        if op.file_key is not None:
+            unindex(self.by_file, op.file_key, op)
+        op.file_key = new_key
+        self.by_file.setdefault(new_key, []).append(op)
 
     def for_tree(self, tree: TreeConnect) -> list[Open]:
         return [op for op in self.by_id.values() if op.tree is tree]
@@ -104,3 +104,16 @@ class OpenTable:
 
     def __len__(self) -> int:
         return len(self.by_id)
+
+
+def unindex(index: dict, key, op: Open) -> None:
+    """Take `op` out of the list `index[key]`, and the key out when nothing is left."""
+    peers = index.get(key)
+    if peers is None:
+        return
+    try:
+        peers.remove(op)
+    except ValueError:
+        pass
+    if not peers:
+        del index[key]

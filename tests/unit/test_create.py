@@ -16,11 +16,12 @@ from ksmbd_embedded.fs.dos_attrs import (
     FILE_ATTRIBUTE_READONLY, read_meta, write_dos_attrs,
 )
 from ksmbd_embedded.handlers import create_contexts as cc
+from ksmbd_embedded.handlers.close import handle_close
 from ksmbd_embedded.handlers.create import (
     FILE_CREATE, FILE_CREATED, FILE_DELETE_ON_CLOSE, FILE_DIRECTORY_FILE,
     FILE_NON_DIRECTORY_FILE, FILE_OPEN, FILE_OPEN_BY_FILE_ID, FILE_OPEN_IF, FILE_OPENED,
     FILE_OVERWRITE, FILE_OVERWRITE_IF, FILE_OVERWRITTEN, FILE_SUPERSEDE, FILE_SUPERSEDED,
-    FILE_WRITE_THROUGH, handle_close, handle_create, map_generic,
+    FILE_WRITE_THROUGH, handle_create, map_generic,
 )
 from ksmbd_embedded.session import VALID, Session
 from ksmbd_embedded.status import (

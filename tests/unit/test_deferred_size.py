@@ -21,7 +21,8 @@ from ksmbd_embedded.fs import deferred_size as ds
 from ksmbd_embedded.fs import file_info as fi
 from ksmbd_embedded.fs.fs_caps import FsCaps
 from ksmbd_embedded.fs.share_modes import close_open, set_delete_pending
-from ksmbd_embedded.handlers.create import handle_close, handle_create
+from ksmbd_embedded.handlers.close import handle_close
+from ksmbd_embedded.handlers.create import handle_create
 from ksmbd_embedded.handlers.query_directory import handle_query_directory
 from ksmbd_embedded.handlers.query_info import handle_query_info
 from ksmbd_embedded.handlers.read_write import handle_flush, handle_read, handle_write

@@ -14,9 +14,10 @@ from ksmbd_embedded import header as h
 from ksmbd_embedded.fs import file_ids
 from ksmbd_embedded.fs import file_info as fi
 from ksmbd_embedded.fs.dos_attrs import FILE_ATTRIBUTE_READONLY, write_dos_attrs
+from ksmbd_embedded.handlers.close import handle_close
 from ksmbd_embedded.handlers.create import (
     FILE_CREATE, FILE_DIRECTORY_FILE, FILE_OPEN, FILE_OPEN_BY_FILE_ID, FILE_OPEN_IF,
-    FILE_OPEN_REPARSE_POINT, FILE_OVERWRITE_IF, handle_close, handle_create,
+    FILE_OPEN_REPARSE_POINT, FILE_OVERWRITE_IF, handle_create,
 )
 from ksmbd_embedded.handlers.query_info import handle_query_info
 from ksmbd_embedded.status import (

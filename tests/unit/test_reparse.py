@@ -20,10 +20,10 @@ from ksmbd_embedded.fs.dos_attrs import (
 )
 from ksmbd_embedded.fs.share_paths import resolve_stat
 from ksmbd_embedded.handlers import create_contexts as cc
+from ksmbd_embedded.handlers.close import handle_close
 from ksmbd_embedded.handlers.create import (
     FILE_CREATE, FILE_DELETE_ON_CLOSE, FILE_DIRECTORY_FILE, FILE_NON_DIRECTORY_FILE,
-    FILE_OPEN_IF, FILE_OPEN_REPARSE_POINT, FILE_OVERWRITE_IF, handle_close,
-    handle_create,
+    FILE_OPEN_IF, FILE_OPEN_REPARSE_POINT, FILE_OVERWRITE_IF, handle_create,
 )
 from ksmbd_embedded.handlers.ioctl import FSCTL_GET_REPARSE_POINT, handle_ioctl
 from ksmbd_embedded.handlers.query_info import handle_query_info

@@ -314,7 +314,8 @@ def _create_body(name: str, access: int = 0x0012019F) -> bytes:
 def test_create_write_read_transceive_query_close_on_pipe(tmp_path):
     from info_fixtures import ioctl_body, query_body
     from ksmbd_embedded import header as h
-    from ksmbd_embedded.handlers.create import handle_close, handle_create
+    from ksmbd_embedded.handlers.close import handle_close
+    from ksmbd_embedded.handlers.create import handle_create
     from ksmbd_embedded.handlers.ioctl import handle_ioctl
     from ksmbd_embedded.handlers.query_info import handle_query_info
     from ksmbd_embedded.handlers.read_write import handle_read, handle_write

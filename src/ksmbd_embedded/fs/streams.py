@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from ..status import (
     STATUS_DISK_FULL, STATUS_OBJECT_NAME_INVALID, STATUS_SHARING_VIOLATION, SmbError,
 )
+from ..opens import unindex
 from ..tree import DELETE
 from .errno_status import oserror_to_status
 
@@ -318,14 +319,7 @@ def unregister(server: Any, op: Open) -> None:
     table = _by_base.get(server)
     if info is None or not table:
         return
-    peers = table.get(info.base_key)
-    if peers is not None:
-        try:
-            peers.remove(op)
-        except ValueError:
-            pass
-        if not peers:
-            del table[info.base_key]
+    unindex(table, info.base_key, op)
 
 
 def stream_opens(server: Any, base_key: tuple[int, int] | None) -> list[Open]:
@@ -348,16 +342,5 @@ def check_base_delete(server: Any, base_key: tuple[int, int], access: int) -> No
 
 def rekey(server: Any, op: Open, new_key: tuple) -> None:
     """Move an open to another file key in the open table (a stream renamed, or renamed to
-    the default stream). The OpenTable's `by_file` index is updated in place."""
-    table = server.opens.by_file
-    old = op.file_key
-    peers = table.get(old)
-    if peers is not None:
-        try:
-            peers.remove(op)
-        except ValueError:
-            pass
-        if not peers:
-            del table[old]
-    op.file_key = new_key
-    table.setdefault(new_key, []).append(op)
+    the default stream)."""
+    server.opens.rekey(op, new_key)

@@ -96,12 +96,6 @@ _NAME_MIN_OFFSET = h.HEADER_SIZE + _CREATE_REQUEST.size  # the Buffer field
 # FileId (persistent, volatile), CreateContextsOffset, CreateContextsLength  (2.2.14, 88 bytes)
 _CREATE_RESPONSE = struct.Struct("<HBBIQQQQQQIIQQII")
 _CONTEXTS_OFFSET = h.HEADER_SIZE + _CREATE_RESPONSE.size  # 152, 8-aligned
-# StructureSize, Flags, Reserved, FileId (persistent, volatile)  (2.2.15)
-_CLOSE_REQUEST = struct.Struct("<HHIQQ")
-# StructureSize, Flags, Reserved, CreationTime, LastAccessTime, LastWriteTime, ChangeTime,
-# AllocationSize, EndofFile, FileAttributes  (2.2.16, 60 bytes)
-_CLOSE_RESPONSE = struct.Struct("<HHIQQQQQQI")
-_CLOSE_EMPTY = _CLOSE_RESPONSE.pack(60, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
 # ImpersonationLevel (2.2.13)
 IMPERSONATION_DELEGATE = 3
@@ -290,7 +284,8 @@ def handle_create(req: Request):
     root = tree.root
     server = req.server
     if stream:
-        op, action, meta, fst = _open_stream(req, name, stream, access, max_allowed,
+        from .create_stream import open_stream  # only for names with a stream part
+        op, action, meta, fst = open_stream(req, name, stream, access, max_allowed,
                                              attributes, share_access, disposition, options,
                                              requested)
     else:
@@ -692,116 +687,6 @@ def _inherit_owner(fd: int, path: str) -> None:
             log.debug("inherit owner of %s: %s", path, exc)
 
 
-def _open_stream(req: Request, name: str, stream: str, access: int, max_allowed: bool,
-                 attributes: int, share_access: int, disposition: int, options: int,
-                 requested: int):
-    """MS-FSA 2.1.5.1 for a named stream (fs/streams.py): open the file, or create it when
-    the disposition allows, then open, create or overwrite the stream in it. The Open keeps
-    a read-only descriptor of the file (enough for its xattrs) and is keyed per stream."""
-    tree = req.tree
-    server = req.server
-    fd = -1
-    for attempt in (0, 1):
-        path, st = resolve_stat(tree.root, name)
-        if st is not None:
-            if not _stat.S_ISDIR(st.st_mode) and not _stat.S_ISREG(st.st_mode):
-                raise SmbError(STATUS_ACCESS_DENIED)  # FIFOs, sockets, devices
-            if share_modes.is_delete_pending(server, (st.st_dev, st.st_ino)):
-                raise SmbError(STATUS_DELETE_PENDING)
-            break
-        if disposition in (FILE_OPEN, FILE_OVERWRITE):
-            raise SmbError(STATUS_OBJECT_NAME_NOT_FOUND)
-        if not tree.writable:
-            raise SmbError(STATUS_ACCESS_DENIED)
-        if options & FILE_DELETE_ON_CLOSE and attributes & FILE_ATTRIBUTE_READONLY:
-            raise SmbError(STATUS_CANNOT_DELETE)
-        token = token_for(req.session)
-        parent_sd = access_check.check_create(path, tree.root, token, False)
-        try:
-            fd, fst = _make_object(req, path, options & ~FILE_WRITE_THROUGH, False)
-            break
-        except FileExistsError:
-            if attempt:
-                raise SmbError(STATUS_OBJECT_NAME_COLLISION) from None
-    created_file = fd >= 0
-    if not created_file:
-        try:
-            fd = _open_dir(path) if _stat.S_ISDIR(st.st_mode) else \
-                os.open(path, _O_BASE | _O_NONBLOCK | os.O_RDONLY)
-        except OSError as exc:
-            raise _os_error(exc, "open stream") from None
-    try:
-        if created_file:
-            _store_attributes(fd, (attributes & STORED_ATTRIBUTES_MASK)
-                              | FILE_ATTRIBUTE_ARCHIVE, unix_to_filetime(fst.st_mtime_ns))
-            _store_security(fd, acl.inherit(parent_sd, None, False, token.user,
-                                            token.primary_group))
-        else:
-            fst = os.fstat(fd)
-            # the file's stored security descriptor covers its streams (fs/access_check.py)
-            access = access_check.check_existing(
-                fd, path, tree.root, token_for(req.session), access, requested, max_allowed,
-                tree.maximal_access)
-            if options & FILE_DELETE_ON_CLOSE and not access & DELETE:
-                raise SmbError(STATUS_ACCESS_DENIED)
-        base_key = (fst.st_dev, fst.st_ino)
-        if share_modes.is_delete_pending(server, base_key):
-            raise SmbError(STATUS_DELETE_PENDING)
-        meta = read_meta(fd, fst, hides_dot_files(tree.share), split_name(name)[1])
-        overwrite = disposition in (FILE_SUPERSEDE, FILE_OVERWRITE, FILE_OVERWRITE_IF)
-        if meta.attributes & FILE_ATTRIBUTE_READONLY and not created_file:
-            # MS-FSA 2.1.5.1.2.1: the file's read-only attribute covers its streams
-            if options & FILE_DELETE_ON_CLOSE:
-                raise SmbError(STATUS_CANNOT_DELETE)
-            if max_allowed:
-                access &= ~_READ_ONLY_FORBIDS
-            if access & _READ_ONLY_FORBIDS or overwrite:
-                raise SmbError(STATUS_ACCESS_DENIED)
-        stored = None if created_file else streams.find_stream(fd, stream)
-        if stored is None:
-            if disposition in (FILE_OPEN, FILE_OVERWRITE):
-                raise SmbError(STATUS_OBJECT_NAME_NOT_FOUND)
-            if not tree.writable:
-                raise SmbError(STATUS_ACCESS_DENIED)
-            streams.write_stream(fd, stream, b"", create=True)
-            stored = stream
-            action = FILE_CREATED
-            key = streams.stream_key(base_key, stored)
-        else:
-            if disposition == FILE_CREATE:
-                raise SmbError(STATUS_OBJECT_NAME_COLLISION)
-            key = streams.stream_key(base_key, stored)
-            if share_modes.is_delete_pending(server, key):
-                raise SmbError(STATUS_DELETE_PENDING)
-            share_modes.check_share_access(server, key, access, share_access)
-            if overwrite:
-                if not tree.writable:
-                    raise SmbError(STATUS_ACCESS_DENIED)
-                streams.write_stream(fd, stored, b"")
-                action = FILE_SUPERSEDED if disposition == FILE_SUPERSEDE else FILE_OVERWRITTEN
-            else:
-                action = FILE_OPENED
-        size = streams.stream_size(fd, stored)
-    except BaseException:
-        os.close(fd)
-        if created_file:
-            try:
-                os.unlink(path)  # the file came with this failed create: take it back
-            except OSError:
-                pass
-        raise
-    if created_file:
-        action = FILE_CREATED
-    meta.end_of_file = size
-    meta.allocation_size = streams.allocation(size)
-    meta.is_dir = False
-    full = name + ":" + stored
-    op = _new_open(req, fd, path, full, False, access, share_access, options, key, action)
-    op.extra = streams.StreamOpen(stored, base_key)
-    streams.register(server, op)
-    return op, action, meta, fst
-
-
 def _apply_eas(req: Request, op: Open, action: int, ea_list) -> None:
     """The EAs of an SMB2_CREATE_EA_BUFFER context onto the new or overwritten object; if
     they cannot be stored the CREATE fails, and an object it created is removed again."""
@@ -850,39 +735,3 @@ def _new_open(req: Request, fd: int, path: str, name: str, is_dir: bool, access:
     if options & FILE_DELETE_ON_CLOSE:
         share_modes.mark_delete_on_close(op)
     return op
-
-
-# -- CLOSE ----------------------------------------------------------------------------------------
-
-CLOSE_FLAG_POSTQUERY_ATTRIB = 0x0001
-
-
-def handle_close(req: Request):
-    """MS-SMB2 3.3.5.10."""
-    _, flags, _, persistent, volatile = _CLOSE_REQUEST.unpack_from(req.view, h.HEADER_SIZE)
-    op = req.open_for(persistent, volatile)
-    body = _CLOSE_EMPTY
-    # A deferred end of file (FAT-like file systems) reaches the disk in close_open, on the
-    # last close; the attributes report it already.
-    if flags & CLOSE_FLAG_POSTQUERY_ATTRIB and op.fd >= 0:
-        try:
-            meta = read_meta(op.fd, None, hides_dot_files(op.tree.share),
-                             split_name(op.name)[1])
-            deferred_size.adjust_meta(deferred_size.table(req.server), op.file_key, meta)
-            stream = streams.stream_of(op)
-            if stream is not None:  # the file's times and attributes, the stream's size
-                meta.end_of_file = streams.stream_size(op.fd, stream.name)
-                meta.allocation_size = streams.allocation(meta.end_of_file)
-            link = reparse.link_of(op)
-            if link is not None:
-                reparse.adjust_meta(meta, link)
-            body = _CLOSE_RESPONSE.pack(60, CLOSE_FLAG_POSTQUERY_ATTRIB, 0, meta.creation_time,
-                                        meta.last_access_time, meta.last_write_time,
-                                        meta.change_time, meta.allocation_size,
-                                        meta.end_of_file, meta.attributes)
-        except OSError as exc:
-            log_unexpected(exc, "close: query attributes")
-    close_open(req.server, op)
-    if req.chain.open is op:
-        req.chain.open = None  # later related requests get STATUS_FILE_CLOSED
-    return STATUS_SUCCESS, body
