@@ -248,10 +248,10 @@ class Connection:
             rflags |= h.FLAGS_ASYNC_COMMAND
             tree_or_async = req.async_work.async_id
             body = ERROR_BODY
-        buf = bytearray(h.HEADER_SIZE)
-        h.pack_response_header(buf, 0, command, status, granted, rflags, msg_id, tree_or_async,
-                               session.session_id if session is not None else session_id,
-                               charge)
+        buf = bytearray(h.HEADER_SIZE)  # zeros: NextCommand and Signature stay 0 here
+        h.HEADER.pack_into(buf, 0, h.SMB2_MAGIC, h.HEADER_SIZE, charge, status, command,
+                           granted, rflags | h.FLAGS_SERVER_TO_REDIR, 0, msg_id, tree_or_async,
+                           session.session_id if session is not None else session_id)
         sign = (not interim and session is not None and session.signer is not None
                 and enc_session is None
                 and (req.sign_response or session.signing_required

@@ -1,4 +1,4 @@
-"""The event loop: one `selectors` loop owns every socket, signal and timer.
+"""The event loop: one epoll loop (poller.py) owns every socket, signal and timer.
 
 Frames are cut from the byte stream here (Direct TCP: a zero byte and a 24-bit length,
 MS-SMB2 2.1) and handed to `Connection.receive`; whatever the connection queued on its
@@ -14,7 +14,6 @@ import heapq
 import itertools
 import logging
 import os
-import selectors
 import signal
 import socket
 import struct
@@ -22,6 +21,7 @@ import time
 
 from .connection import Connection
 from .file_range import FileRange
+from .poller import READ, WRITE, Poller
 
 log = logging.getLogger("ksmbd.loop")
 
@@ -38,7 +38,7 @@ class _Client:
     unsent output. Idle, it holds no buffer (the loop's scratch buffer is shared)."""
 
     __slots__ = ("sock", "conn", "pending", "frame", "frame_view", "got",
-                 "out", "out_bytes", "fileno", "events")
+                 "out", "out_bytes", "ranges", "fileno", "events")
 
     def __init__(self, sock: socket.socket, conn: Connection) -> None:
         self.sock = sock
@@ -49,8 +49,16 @@ class _Client:
         self.got = 0
         self.out: list = []
         self.out_bytes = 0
+        self.ranges = 0  # FileRanges in `out` (READ payloads sent with os.sendfile)
         self.fileno = sock.fileno()
-        self.events = selectors.EVENT_READ  # what the selector watches now
+        self.events = READ  # what the poller watches now
+
+
+class _Listener:
+    __slots__ = ("sock",)
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
 
 
 class _Reader:
@@ -63,7 +71,7 @@ class _Reader:
 class Loop:
     def __init__(self, state, addresses: list[str], port: int) -> None:
         self.state = state
-        self.sel = selectors.DefaultSelector()
+        self.sel = Poller()
         self.listeners: list[socket.socket] = []
         self.clients: dict[int, _Client] = {}
         self.running = True
@@ -79,7 +87,7 @@ class Loop:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self.sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self.sel.register(self._wake_r, READ, "wake")
         self._timers: list = []  # heap of (due, seq, callback)
         self._timer_seq = itertools.count()
         state.loop = self
@@ -88,7 +96,7 @@ class Loop:
 
     def add_reader(self, fileobj, callback) -> None:
         """Call `callback()` from the loop whenever `fileobj` is readable."""
-        self.sel.register(fileobj, selectors.EVENT_READ, _Reader(callback))
+        self.sel.register(fileobj, READ, _Reader(callback))
 
     def remove_reader(self, fileobj) -> None:
         try:
@@ -138,7 +146,7 @@ class Loop:
                 raise
             sock.listen(128)
             sock.setblocking(False)
-            self.sel.register(sock, selectors.EVENT_READ, "listen")
+            self.sel.register(sock, READ, _Listener(sock))
             self.listeners.append(sock)
             log.info("listening on %s", f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}")
         if not self.listeners:
@@ -157,26 +165,26 @@ class Loop:
             timeout = 5.0 if not self.pool else POOL_IDLE_SECONDS  # wake up to free it
             if self._timers:
                 timeout = min(timeout, max(0.0, self._timers[0][0] - time.monotonic()))
-            for key, events in self.sel.select(timeout=timeout):
-                tag = key.data
-                if tag.__class__ is _Reader:
+            for tag, events in self.sel.poll(timeout):
+                if tag.__class__ is _Client:
+                    if self.clients.get(tag.fileno) is not tag:
+                        continue  # dropped earlier in this round (its fd may be reused)
+                    if events & READ:
+                        self._read(tag)
+                    if events & WRITE and tag.fileno in self.clients:
+                        self._flush(tag)
+                elif tag.__class__ is _Reader:
                     try:
                         tag.callback()
                     except Exception:
                         log.exception("reader callback failed")
-                elif tag == "listen":
-                    self._accept(key.fileobj)
+                elif tag.__class__ is _Listener:
+                    self._accept(tag.sock)
                 elif tag == "wake":
                     try:
                         self._wake_r.recv(4096)
                     except OSError:
                         pass
-                else:
-                    client = tag
-                    if events & selectors.EVENT_READ:
-                        self._read(client)
-                    if events & selectors.EVENT_WRITE and client.fileno in self.clients:
-                        self._flush(client)
             now = time.monotonic()
             if self._timers:
                 self._run_timers(now)
@@ -218,7 +226,7 @@ class Loop:
             conn.transport = client
             self.clients[client.fileno] = client
             self.state.connections.add(conn)
-            self.sel.register(sock, selectors.EVENT_READ, client)
+            self.sel.register(sock, READ, client)
             log.info("%s: connected", peer)
 
     def _read(self, client: _Client) -> None:
@@ -288,7 +296,7 @@ class Loop:
                     client.pending = b""
                     return
                 break
-            if not self._dispatch(client, memoryview(bytes(scratch[start + 4:end]))):
+            if not self._dispatch(client, memoryview(bytes(self.scratch_view[start + 4:end]))):
                 return
             start = end
         client.pending = bytes(scratch[start:have]) if start < have else b""
@@ -337,15 +345,38 @@ class Loop:
 
     def _queue(self, client: _Client) -> None:
         out = client.conn.outbox
+        n = 0
         for buf in out:
-            client.out.append(buf)
-            client.out_bytes += len(buf)
+            if buf.__class__ is FileRange:
+                client.ranges += 1
+            n += len(buf)
+        client.out += out
+        client.out_bytes += n
         out.clear()
 
     def _flush(self, client: _Client) -> None:
         """Send queued output: byte buffers with sendmsg, READ payloads with os.sendfile."""
         out = client.out
         sock = client.sock
+        if not client.ranges and 0 < len(out) <= 64:
+            # The common case, small responses only: one sendmsg, all of it sent.
+            try:
+                sent = sock.sendmsg(out)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self._drop(client, f"send failed: {exc.strerror}")
+                return
+            if sent == client.out_bytes:
+                out.clear()
+                client.out_bytes = 0
+                self.state.flush_pending.discard(client.conn)
+                if client.events != READ:
+                    self._update_interest(client)
+                return
+            self._sent(client, sent)  # the socket is full: wait until it is writable
+            self._update_interest(client)
+            return
         while out:
             head = out[0]
             try:
@@ -354,12 +385,14 @@ class Loop:
                     if sent == 0:  # the file shrank under us: keep the framing with zeros
                         out[0] = bytes(head.length)
                         head.release()
+                        client.ranges -= 1
                         continue
                     client.out_bytes -= sent
                     head.advance(sent)
                     if head.length == 0:
                         head.release()
                         out.pop(0)
+                        client.ranges -= 1
                     continue
                 batch = []
                 for item in out:
@@ -373,27 +406,32 @@ class Loop:
             except OSError as exc:
                 self._drop(client, f"send failed: {exc.strerror}")
                 return
-            client.out_bytes -= sent
-            while sent:
-                head = out[0]
-                n = len(head)
-                if sent >= n:
-                    sent -= n
-                    out.pop(0)
-                else:
-                    out[0] = memoryview(head)[sent:]
-                    sent = 0
+            self._sent(client, sent)
         self._update_interest(client)
+
+    @staticmethod
+    def _sent(client: _Client, sent: int) -> None:
+        """Forget the first `sent` bytes of the queued byte buffers."""
+        out = client.out
+        client.out_bytes -= sent
+        while sent:
+            head = out[0]
+            n = len(head)
+            if sent >= n:
+                sent -= n
+                out.pop(0)
+            else:
+                out[0] = memoryview(head)[sent:]
+                sent = 0
 
     def _update_interest(self, client: _Client) -> None:
         self.state.flush_pending.discard(client.conn)
         if client.fileno not in self.clients:
             return
         want_read = client.out_bytes < MAX_PENDING_OUTPUT
-        events = (selectors.EVENT_READ if want_read else 0) | \
-            (selectors.EVENT_WRITE if client.out else 0)
+        events = (READ if want_read else 0) | (WRITE if client.out else 0)
         if not events:
-            events = selectors.EVENT_READ
+            events = READ
         if events != client.events:  # epoll_ctl only when the interest really changes
             client.events = events
             self.sel.modify(client.sock, events, client)
@@ -413,6 +451,7 @@ class Loop:
             if isinstance(item, FileRange):
                 item.release()
         client.out.clear()
+        client.ranges = 0
         conn = client.conn
         self.state.connections.discard(conn)
         self.state.flush_pending.discard(conn)

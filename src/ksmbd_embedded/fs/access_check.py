@@ -108,11 +108,12 @@ def parent_rights(path: str, root: str, token: Token) -> int:
 
 
 def check_existing(fd: int, path: str, root: str, token: Token, access: int, requested: int,
-                   max_allowed: bool, cap: int) -> int:
+                   max_allowed: bool, cap: int, st: os.stat_result | None = None) -> int:
     """MS-FSA 2.1.5.1.2.1 for a file with a stored descriptor: the access to grant (all of
     `requested`, plus with MAXIMUM_ALLOWED everything granted within `cap`), or
-    STATUS_ACCESS_DENIED. Without a stored descriptor `access` comes back unchanged."""
-    sd = read_stored(fd, path)
+    STATUS_ACCESS_DENIED. Without a stored descriptor `access` comes back unchanged.
+    `st`: a fresh fstat of `fd` (see read_stored)."""
+    sd = read_stored(fd, path, st)
     if sd is None:
         return access
     granted = existing_file_access(sd, token, parent_rights(path, root, token)) & cap

@@ -30,6 +30,7 @@ import struct
 from dataclasses import dataclass, field, replace
 
 from . import sid as sids
+from . import xattr_cache
 from .sid import SidError, read_sid, sid_length
 
 log = logging.getLogger("ksmbd.acl")
@@ -375,19 +376,23 @@ _ABSENT_ERRNOS = frozenset(e for e in (
 _HAVE_XATTR = hasattr(os, "getxattr")
 
 
-def read_stored(target, path: str | None = None) -> SecurityDescriptor | None:
+def read_stored(target, path: str | None = None,
+                st: os.stat_result | None = None) -> SecurityDescriptor | None:
     """The descriptor stored on a file (fd or path), or None (none stored, no xattrs here,
     or a value that does not parse; the last is logged). `path` is tried when the fd takes
-    no xattr calls (an O_PATH descriptor: EBADF)."""
+    no xattr calls (an O_PATH descriptor: EBADF). `st`: the caller's fresh stat of the
+    same object, which lets an unchanged file skip the read (fs/xattr_cache.py)."""
     if not _HAVE_XATTR:
         return None
     try:
-        blob = os.getxattr(target, XATTR_NAME)
+        blob = xattr_cache.getxattr(target, st, XATTR_NAME)
     except OSError as exc:
         if exc.errno == errno.EBADF and path:
-            return read_stored(path)
+            return read_stored(path, st=st)
         if exc.errno not in _ABSENT_ERRNOS and exc.errno not in (errno.ENOENT, errno.ENOTDIR):
             log.warning("reading %s: %s", XATTR_NAME, exc)
+        return None
+    if blob is None:
         return None
     try:
         return parse_sd(blob)

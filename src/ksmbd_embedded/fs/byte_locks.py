@@ -3,7 +3,7 @@ r"""Byte-range locks between opens (MS-FSA 2.1.4.10, 2.1.5.8, 2.1.5.9; MS-SMB2 3
 Theory of operation
 -------------------
 Locks belong to an Open (SMB2 has no lock key or PID context: smbtorture smb2.lock.context) and
-are kept per file (`Open.file_key`, (st_dev, st_ino)) in a table per ServerState (weakly keyed,
+are kept per file (`Open.file_key`, (st_dev, st_ino)) in a table per ServerState (fs/server_tables.py,
 like share_modes), so every open of a file sees them, across sessions and connections. They are
 advisory on the Linux side: nothing is taken with fcntl, only SMB clients see them.
 
@@ -39,7 +39,6 @@ it (`remove_waiter`) and the AsyncWork answers STATUS_CANCELLED.
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..status import (
@@ -47,6 +46,7 @@ from ..status import (
     STATUS_FILE_LOCK_CONFLICT, STATUS_LOCK_NOT_GRANTED, STATUS_RANGE_NOT_LOCKED,
     STATUS_SUCCESS, SmbError,
 )
+from .server_tables import PerServer
 
 if TYPE_CHECKING:
     from ..opens import Open
@@ -94,8 +94,7 @@ class FileLocks:
 
 
 # server -> {file_key: FileLocks}
-_tables: weakref.WeakKeyDictionary[Any, dict[tuple[int, int], FileLocks]] = \
-    weakref.WeakKeyDictionary()
+_tables = PerServer("byte_locks")  # server -> dict[tuple[int, int], FileLocks]
 
 
 def _table(server: Any) -> dict[tuple[int, int], FileLocks]:

@@ -25,10 +25,10 @@ import hashlib
 import hmac
 import os
 import struct
-import weakref
 from typing import Any
 
 from . import streams
+from .server_tables import PerServer
 
 MAX_CHUNKS = 256
 MAX_CHUNK_SIZE = 1 << 20
@@ -43,7 +43,7 @@ CHUNK = struct.Struct("<QQII")
 RESPONSE = struct.Struct("<III")
 LIMITS_RESPONSE = RESPONSE.pack(MAX_CHUNKS, MAX_CHUNK_SIZE, MAX_DATA_SIZE)
 
-_secrets: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
+_secrets = PerServer("resume_key_secret")  # server -> bytes
 _ID = struct.Struct("<Q")
 
 

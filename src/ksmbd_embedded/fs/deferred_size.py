@@ -8,7 +8,7 @@ few GB on USB media, the SET_INFO does not answer and the client gives up
 
 There, growing the end of file touches nothing on disk: the size the client asked for is
 recorded per file, keyed by (st_dev, st_ino) and so shared by every open of it, in a table per
-ServerState (weakly keyed, like share_modes, so several servers in one process stay apart):
+ServerState (fs/server_tables.py, like share_modes, so several servers in one process stay apart):
 
 * every size the server reports (CREATE, CLOSE post-query, QUERY_INFO, QUERY_DIRECTORY) is
   `effective_size` = max(size on disk, virtual size);
@@ -35,10 +35,10 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from .fs_caps import FsCaps, caps_for
+from .server_tables import PerServer
 
 if TYPE_CHECKING:
     from ..opens import Open
@@ -48,7 +48,7 @@ log = logging.getLogger("ksmbd.fs")
 Key = tuple[int, int]
 
 # server -> {(st_dev, st_ino): virtual end of file}
-_tables: weakref.WeakKeyDictionary[Any, dict[Key, int]] = weakref.WeakKeyDictionary()
+_tables = PerServer("deferred_sizes")  # server -> dict[Key, int]
 
 
 def table(server: Any) -> dict[Key, int] | None:

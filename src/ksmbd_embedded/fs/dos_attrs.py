@@ -41,7 +41,7 @@ import os
 import stat as _stat
 import struct
 
-from . import change_time
+from . import change_time, xattr_cache
 
 # File attributes (MS-FSCC 2.6)
 FILE_ATTRIBUTE_READONLY = 0x00000001
@@ -196,13 +196,12 @@ def read_meta(
     stored = None
     if _HAVE_XATTR:
         try:
-            if isinstance(path_or_fd, int) or follow_symlinks:
-                blob = os.getxattr(path_or_fd, XATTR_NAME)
-            else:
-                blob = os.getxattr(path_or_fd, XATTR_NAME, follow_symlinks=False)
-            stored = _parse_blob(blob)
+            blob = xattr_cache.getxattr(path_or_fd, st, XATTR_NAME,
+                                        isinstance(path_or_fd, int) or follow_symlinks)
+            if blob is not None:
+                stored = _parse_blob(blob)
         except OSError:
-            stored = None
+            stored = None  # ENOTSUP, EPERM, or a race with unlink: all mean "no xattr"
 
     if stored is not None and stored[0] & _HAS_ATTRS:
         attrs = stored[1] & STORED_ATTRIBUTES_MASK

@@ -8,8 +8,8 @@ below the share root, one dict store; QUERY_DIRECTORY does not fill the map.
 
 Decisions
 ---------
-* One bounded LRU per server (weakly keyed, like fs/share_modes.py), keyed by (share root,
-  st_ino) and holding (st_dev, path below the root, backslash-separated): MAX_ENTRIES
+* One bounded LRU per server (fs/server_tables.py), keyed by (share root, st_ino) and
+  holding (st_dev, absolute path; `lookup` makes it the name below the root): MAX_ENTRIES
   entries in all, whatever the number of shares, so memory stays bounded (about 5 MiB with
   40-character names).
   An id known on one share root is not known on another.
@@ -25,20 +25,13 @@ Decisions
 
 from __future__ import annotations
 
-import weakref
 from collections import OrderedDict
 from typing import Any
+from .server_tables import PerServer
 
 MAX_ENTRIES = 16384
 
-_maps: weakref.WeakKeyDictionary[Any, OrderedDict] = weakref.WeakKeyDictionary()
-
-
-def _map(server: Any) -> OrderedDict:
-    m = _maps.get(server)
-    if m is None:
-        m = _maps[server] = OrderedDict()
-    return m
+_maps = PerServer("file_ids")  # server -> OrderedDict
 
 
 def relative_name(root: str, path: str) -> str | None:
@@ -53,16 +46,17 @@ def relative_name(root: str, path: str) -> str | None:
 
 
 def remember(server: Any, root: str, path: str, dev: int, ino: int) -> None:
-    """CREATE returned the object at `path` (inside `root`) with id `ino` on device `dev`."""
-    name = relative_name(root, path)
-    if name is None or "\\\\" in name:
-        return
-    m = _map(server)
+    """CREATE returned the object at `path` (inside `root`) with id `ino` on device `dev`.
+    One store on every CREATE: the name below the root is worked out by `lookup`."""
+    m = _maps.get(server)
+    if m is None:
+        m = _maps[server] = OrderedDict()
     key = (root, ino)
-    m[key] = (dev, name)
-    m.move_to_end(key)
-    if len(m) > MAX_ENTRIES:
+    if key in m:
+        m.move_to_end(key)
+    elif len(m) >= MAX_ENTRIES:
         m.popitem(last=False)
+    m[key] = (dev, path)
 
 
 def lookup(server: Any, root: str, ino: int) -> tuple[int, str] | None:
@@ -72,9 +66,14 @@ def lookup(server: Any, root: str, ino: int) -> tuple[int, str] | None:
         return None
     key = (root, ino)
     entry = m.get(key)
-    if entry is not None:
-        m.move_to_end(key)
-    return entry
+    if entry is None:
+        return None
+    name = relative_name(root, entry[1])
+    if name is None or "\\\\" in name:
+        del m[key]
+        return None
+    m.move_to_end(key)
+    return entry[0], name
 
 
 def forget(server: Any, root: str, ino: int) -> None:

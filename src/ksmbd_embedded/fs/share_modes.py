@@ -29,7 +29,7 @@ every open of it, across sessions and connections.
   only that stream; a delete-pending file is removed once its last open, stream opens
   included, has closed.
 
-The state lives in a dict per ServerState (weakly keyed), never in a process-wide table, so
+The state lives in a dict per ServerState (fs/server_tables.py), never in a process-wide table, so
 several servers (tests) do not see each other's files.
 """
 
@@ -39,7 +39,6 @@ import errno
 import logging
 import os
 import stat as _stat
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from ..status import (
@@ -49,8 +48,9 @@ from ..status import (
 from ..tree import (
     DELETE, FILE_APPEND_DATA, FILE_EXECUTE, FILE_READ_DATA, FILE_WRITE_DATA,
 )
-from . import deferred_size, streams
+from . import byte_locks, deferred_size, streams
 from .dos_attrs import FILE_ATTRIBUTE_READONLY
+from .server_tables import PerServer
 
 if TYPE_CHECKING:
     from ..opens import Open
@@ -68,7 +68,7 @@ _WRITE = FILE_WRITE_DATA | FILE_APPEND_DATA
 SHARING_ACCESS = _READ | _WRITE | DELETE  # the access bits the sharing rules look at
 
 # server -> set of delete-pending file keys
-_pending: weakref.WeakKeyDictionary[Any, set[tuple[int, int]]] = weakref.WeakKeyDictionary()
+_pending = PerServer("delete_pending")  # server -> set[tuple[int, int]]
 
 
 # -- sharing ----------------------------------------------------------------------------------
@@ -176,7 +176,6 @@ def close_open(server: Any, op: Open) -> None:
             # the last close: a deferred end of file reaches the disk now
             deferred_size.last_close(server, op, is_delete_pending(server, key))
     if key is not None:
-        from . import byte_locks
         byte_locks.release_open(server, op)  # its locks go; waiters on them may now proceed
     stream = streams.stream_of(op)
     if stream is not None:

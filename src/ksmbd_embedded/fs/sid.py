@@ -165,11 +165,25 @@ def make_token(user: bytes, primary_group: bytes, *groups: bytes) -> Token:
     return Token(user, primary_group, frozenset((user, primary_group) + groups))
 
 
+_tokens: dict[tuple[bool, bool, str], Token] = {}  # every CREATE asks: built once per user
+
+
 def token_for(session) -> Token:
     """The token of a Session (user / guest / anonymous; see the module docstring)."""
-    if getattr(session, "is_anonymous", False):
-        return make_token(ANONYMOUS, ANONYMOUS, NETWORK)
-    if getattr(session, "is_guest", False):
-        return make_token(GUEST, DOMAIN_GUESTS, EVERYONE, NETWORK, BUILTIN_GUESTS)
-    return make_token(user_sid(session.user), DOMAIN_USERS, EVERYONE, NETWORK,
-                      AUTHENTICATED_USERS, BUILTIN_USERS)
+    anonymous = getattr(session, "is_anonymous", False)
+    guest = getattr(session, "is_guest", False)
+    key = (anonymous, guest, "" if anonymous or guest else session.user)
+    token = _tokens.get(key)
+    if token is not None:
+        return token
+    if anonymous:
+        token = make_token(ANONYMOUS, ANONYMOUS, NETWORK)
+    elif guest:
+        token = make_token(GUEST, DOMAIN_GUESTS, EVERYONE, NETWORK, BUILTIN_GUESTS)
+    else:
+        token = make_token(user_sid(session.user), DOMAIN_USERS, EVERYONE, NETWORK,
+                           AUTHENTICATED_USERS, BUILTIN_USERS)
+    if len(_tokens) >= 1024:  # bounded: the users of the password db, in practice
+        _tokens.clear()
+    _tokens[key] = token
+    return token

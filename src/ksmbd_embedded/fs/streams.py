@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import errno
 import os
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from ..status import (
@@ -47,6 +46,7 @@ from ..status import (
 from ..opens import unindex
 from ..tree import DELETE
 from .errno_status import oserror_to_status
+from .server_tables import PerServer
 
 if TYPE_CHECKING:
     from ..opens import Open
@@ -302,8 +302,7 @@ def allocation(size: int) -> int:
 # -- opens of streams, by base file ---------------------------------------------------------------
 
 # server -> {base file key: [stream Opens]}
-_by_base: weakref.WeakKeyDictionary[Any, dict[tuple[int, int], list[Open]]] = \
-    weakref.WeakKeyDictionary()
+_by_base = PerServer("stream_opens")  # server -> dict[tuple[int, int], list[Open]]
 
 
 def register(server: Any, op: Open) -> None:

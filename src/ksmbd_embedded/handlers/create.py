@@ -197,8 +197,9 @@ MAX_OPENS_PER_SESSION = 16384
 
 def handle_create(req: Request):
     tree = req.tree
-    if sum(t.open_count for t in req.session.trees.values()) >= MAX_OPENS_PER_SESSION:
-        raise SmbError(STATUS_TOO_MANY_OPENED_FILES)
+    if len(req.server.opens.by_id) >= MAX_OPENS_PER_SESSION and \
+            sum(t.open_count for t in req.session.trees.values()) >= MAX_OPENS_PER_SESSION:
+        raise SmbError(STATUS_TOO_MANY_OPENED_FILES)  # (counted only when it may be true)
     (_, _, _, impersonation, _, _, desired, attributes, share_access, disposition, options,
      name_off, name_len, ctx_off, ctx_len) = _CREATE_REQUEST.unpack_from(req.view, h.HEADER_SIZE)
     if tree.is_ipc:
@@ -473,7 +474,7 @@ def _open_existing(req: Request, path: str, name: str, st: os.stat_result, acces
         # MS-FSA 2.1.5.1.2.1: a stored security descriptor decides (fs/access_check.py)
         access = access_check.check_existing(
             fd, path, tree.root, token_for(req.session), access,
-            access if requested is None else requested, max_allowed, tree.maximal_access)
+            access if requested is None else requested, max_allowed, tree.maximal_access, fst)
         if options & FILE_DELETE_ON_CLOSE and not access & DELETE:
             raise SmbError(STATUS_ACCESS_DENIED)
         attrs = meta.attributes
