@@ -364,7 +364,7 @@ class Connection:
         else:
             buf += body
         if work.encrypted and session is not None and session.encryptor is not None:
-            self.send_frame(session.encryptor.encrypt(session.session_id, buf))
+            self._send_encrypted(session, buf)
             return
         if session is not None and session.signer is not None and (
                 work.signed or session.signing_required):
@@ -382,8 +382,8 @@ class Connection:
             if sign:
                 session.signer.sign(buf)
             if enc_session is not None:
-                buf = enc_session.encryptor.encrypt(enc_session.session_id, buf)
-            if tail is None:
+                self._send_encrypted(enc_session, buf)  # (never a tail: _process read it)
+            elif tail is None:
                 self.send_frame(buf)
             else:
                 # Zero copy: header and body from memory, then the file range by sendfile.
@@ -408,8 +408,20 @@ class Connection:
                 session.signer.sign(buf)
         payload = bytearray().join(r[0] for r in responses)
         if enc_session is not None:
-            payload = enc_session.encryptor.encrypt(enc_session.session_id, payload)
-        self.send_frame(payload)
+            self._send_encrypted(enc_session, payload)
+        else:
+            self.send_frame(payload)
+
+    def _send_encrypted(self, session: Session, buf: bytearray) -> None:
+        """One frame: the TRANSFORM_HEADER, then `buf` encrypted where it lies (no copy of a
+        READ payload; MS-SMB2 3.1.4.3)."""
+        hdr = session.encryptor.encrypt_in_place(session.session_id, buf)
+        n = len(hdr) + len(buf)
+        self.outbox.append(_FRAME_LEN.pack(n))
+        self.outbox.append(hdr)
+        self.outbox.append(buf)
+        self.bytes_out += n + 4
+        self.server.flush_pending.add(self)
 
 
 def _name(command: int) -> str:

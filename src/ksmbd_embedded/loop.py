@@ -20,6 +20,7 @@ import struct
 import time
 
 from .connection import Connection
+from . import heap
 from .file_range import FileRange
 from .poller import READ, WRITE, Poller
 
@@ -162,7 +163,8 @@ class Loop:
 
     def run(self) -> None:
         while self.running:
-            timeout = 5.0 if not self.pool else POOL_IDLE_SECONDS  # wake up to free it
+            # wake up to free the pool and trim the heap once idle
+            timeout = POOL_IDLE_SECONDS if self.pool or heap.busy() else 5.0
             if self._timers:
                 timeout = min(timeout, max(0.0, self._timers[0][0] - time.monotonic()))
             for tag, events in self.sel.poll(timeout):
@@ -310,7 +312,7 @@ class Loop:
         for i, buf in enumerate(pool):
             if len(buf) >= length:
                 return pool.pop(i)
-        _large_allocations_use_mmap()
+        heap.large_buffers_in_use()
         return bytearray(max(length, self.max_frame) if length > SCRATCH_SIZE else length)
 
     def _give_back(self, buf: bytearray, view: memoryview) -> None:
@@ -328,8 +330,9 @@ class Loop:
         self.pool.append(buf)
 
     def _trim_pool(self, now: float) -> None:
-        if self.pool and now - self.pool_used > POOL_IDLE_SECONDS:
+        if (self.pool or heap.busy()) and now - self.pool_used > POOL_IDLE_SECONDS:
             self.pool.clear()
+            heap.trim()
 
     def _dispatch(self, client: _Client, frame: memoryview) -> bool:
         """Hand one frame to the protocol core; False if the connection was closed."""
@@ -353,6 +356,9 @@ class Loop:
         client.out += out
         client.out_bytes += n
         out.clear()
+        if n > SCRATCH_SIZE:  # large responses: heap buffers (heap.py), trimmed when idle
+            self.pool_used = time.monotonic()
+            heap.large_buffers_in_use()
 
     def _flush(self, client: _Client) -> None:
         """Send queued output: byte buffers with sendmsg, READ payloads with os.sendfile."""
@@ -481,29 +487,6 @@ class Loop:
         self.sel.close()
         self._wake_r.close()
         self._wake_w.close()
-
-
-_MMAP_THRESHOLD_SET = [False]
-M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
-
-
-def _large_allocations_use_mmap() -> None:
-    """Make glibc give every allocation of 256 KiB and more its own mmap (once).
-
-    By default glibc raises its mmap threshold to the size of the largest block freed, so
-    after the first transfer the multi-megabyte frame buffers come from the heap, and a heap
-    does not shrink past memory still in use above them: an idle server kept ~13 MiB of
-    freed buffers resident. With a fixed threshold, a freed frame buffer is unmapped at once.
-    Done on the first large frame, so an idle server does not load ctypes."""
-    if _MMAP_THRESHOLD_SET[0]:
-        return
-    _MMAP_THRESHOLD_SET[0] = True
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None)
-        libc.mallopt(M_MMAP_THRESHOLD, 256 * 1024)
-    except (OSError, AttributeError):  # not glibc (musl on OpenWrt always mmaps big blocks)
-        pass
 
 
 def serve_forever(state, addresses: list[str], port: int) -> int:

@@ -305,3 +305,40 @@ def test_large_messages_round_trip_and_tamper(cipher_id, key_len):
         bad[pos] ^= 0x40
         with pytest.raises(DecryptError):
             Cipher(cipher_id, key).decrypt(memoryview(bad))
+
+
+@pytest.mark.parametrize("cipher_id,key_len", [(2, 16), (4, 32), (1, 16), (3, 32)])
+@pytest.mark.parametrize("size", [68, 300_000])
+def test_encrypt_in_place_matches_encrypt(cipher_id, key_len, size):
+    """encrypt_in_place (the server's responses) gives the frame encrypt() gives for the same
+    nonce, with the message buffer itself turned into the ciphertext."""
+    import os as _os
+    key = _os.urandom(key_len)
+    plain = b"\xfeSMB" + _os.urandom(size - 4)
+    sender = Cipher(cipher_id, key)
+    buf = bytearray(plain)
+    hdr = sender.encrypt_in_place(0x1122334455667788, buf)
+    assert len(hdr) == 52 and bytes(buf) != plain
+    nonce, length, flags, session_id = parse_transform_header(hdr)
+    assert (length, flags, session_id) == (size, 1, 0x1122334455667788)
+    same = Cipher(cipher_id, key).encrypt(0x1122334455667788, plain, nonce=nonce)
+    assert bytes(same) == hdr + bytes(buf)
+    assert bytes(Cipher(cipher_id, key).decrypt(memoryview(hdr + bytes(buf)))[1]) == plain
+    hdr2 = sender.encrypt_in_place(0x1122334455667788, bytearray(plain))
+    assert hdr2[20:36] != hdr[20:36]  # a fresh nonce each time
+
+
+@pytest.mark.parametrize("cipher_id,key_len", [(2, 16), (4, 32)])
+def test_large_gcm_frame_in_a_writable_buffer_is_decrypted_in_place(cipher_id, key_len):
+    import os as _os
+    key = _os.urandom(key_len)
+    plain = b"\xfeSMB" + _os.urandom(300_000)
+    frame = bytearray(Cipher(cipher_id, key).encrypt(7, plain))
+    view = memoryview(frame)
+    _, out = Cipher(cipher_id, key).decrypt(view)
+    assert bytes(out) == plain
+    assert out.obj is frame  # the plaintext is the frame's own buffer, no copy
+    bad = bytearray(Cipher(cipher_id, key).encrypt(7, plain))
+    bad[-1] ^= 1
+    with pytest.raises(DecryptError):
+        Cipher(cipher_id, key).decrypt(memoryview(bad))

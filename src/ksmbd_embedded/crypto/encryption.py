@@ -11,8 +11,11 @@ One Cipher per key (a session has one for each direction). Generated nonces are 
 8-byte counter (little endian, random start) followed by a random per-Cipher salt
 (3 bytes CCM, 4 bytes GCM), so they never repeat within one Cipher; if several Cipher
 objects are built with the same key (multichannel), share one for sending instead.
-The AEAD call needs ciphertext||tag contiguous, so decrypt copies the frame once;
-encrypt uses encrypt_into() when this cryptography has it (>= 44), else one extra copy.
+The AEAD call needs ciphertext||tag contiguous, so decrypt copies a small frame once; a
+large GCM frame is decrypted as a stream, in place when its buffer is writable (a frame in
+its own receive buffer). Responses are encrypted in place (encrypt_in_place: GCM as a
+stream over the response buffer, the transform header sent before it); encrypt() builds a
+new buffer, with encrypt_into() when this cryptography has it (>= 44).
 """
 
 from __future__ import annotations
@@ -142,6 +145,29 @@ class Cipher:
         out[_AAD_OFFSET:TRANSFORM_HEADER_SIZE] = aad
         return out
 
+    def encrypt_in_place(self, session_id: int, buf: bytearray) -> bytes:
+        """Encrypt one SMB2 message (or compound chain) where it lies; return its
+        TRANSFORM_HEADER, to be sent before it. GCM is one pass over `buf` with no other
+        buffer; CCM (no streaming API) encrypts into a new buffer and copies back."""
+        size = len(buf)
+        field = self._next_nonce().ljust(16, b"\x00")
+        n = field[:self._nonce_size]
+        aad = field + _TAIL.pack(size, 0, TRANSFORM_FLAG_ENCRYPTED, session_id)
+        if self._gcm_key is not None:
+            enc = _StreamCipher(_algorithms.AES(self._gcm_key), _modes.GCM(n)).encryptor()
+            enc.authenticate_additional_data(aad)
+            view = memoryview(buf)
+            enc.update_into(view, view)
+            view.release()
+            enc.finalize()
+            tag = enc.tag
+        else:
+            ct = self._aead.encrypt(n, buf if _BYTESLIKE else bytes(buf), aad)
+            buf[:] = memoryview(ct)[:-TAG_SIZE]
+            tag = ct[-TAG_SIZE:]
+        return _HDR.pack(TRANSFORM_PROTOCOL_ID, tag, field, size, 0, TRANSFORM_FLAG_ENCRYPTED,
+                         session_id)
+
     def decrypt(self, frame: bytes | bytearray | memoryview) -> tuple[int, bytes]:
         """Open one transformed message: (SessionId, plaintext) or DecryptError."""
         v = memoryview(frame).cast("B")
@@ -152,6 +178,7 @@ class Cipher:
             raise DecryptError("OriginalMessageSize does not match the frame length")
         if self._gcm_key is not None and size >= _STREAM_MIN:
             return session_id, self._decrypt_gcm_stream(v, nonce, size)
+
         # ciphertext || tag, as the AEAD API wants it (join is a plain memcpy; slice
         # assignment into a preallocated bytearray was 20x slower for 1 MiB)
         buf = b"".join((v[TRANSFORM_HEADER_SIZE:], v[4:20]))
@@ -170,6 +197,16 @@ class Cipher:
         dec = _StreamCipher(_algorithms.AES(self._gcm_key),
                             _modes.GCM(nonce[:12], bytes(v[4:20]))).decryptor()
         dec.authenticate_additional_data(bytes(v[_AAD_OFFSET:TRANSFORM_HEADER_SIZE]))
+        if not v.readonly:
+            # A frame in its own receive buffer: decrypted where it lies, no new buffer.
+            # Nothing reads the plaintext before finalize() has checked the tag.
+            out_view = v[TRANSFORM_HEADER_SIZE:]
+            n = dec.update_into(out_view, out_view)
+            try:
+                dec.finalize()
+            except InvalidTag:
+                raise DecryptError("message authentication failed") from None
+            return out_view[:n]
         out = bytearray(size + 15)  # update_into wants room for one more block
         n = dec.update_into(v[TRANSFORM_HEADER_SIZE:], out)
         try:
