@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ksmbd.conn")
 
 _U32 = struct.Struct("<I")
+_U16 = struct.Struct("<H")
 _FRAME_LEN = struct.Struct(">I")
 
 
@@ -167,10 +168,19 @@ class Connection:
     # -- SMB2 messages ---------------------------------------------------------------------------
 
     def _receive_smb2(self, frame: memoryview, enc_session: Session | None) -> None:
+        total = len(frame)
+        if total >= h.HEADER_SIZE and not _U32.unpack_from(frame, h.NEXT_COMMAND_OFFSET)[0]:
+            # One request, no compound (the common case).
+            fields = h.HEADER.unpack_from(frame, 0)
+            if fields[0] != h.SMB2_MAGIC or fields[1] != h.HEADER_SIZE:
+                raise Disconnect("bad SMB2 header")
+            resp = self._process(frame, fields, Chain(), enc_session, True, True)
+            if resp is not None:
+                self._send_responses((resp,), enc_session)
+            return
         chain = Chain()
         responses: list[tuple[bytearray, Session | None, bool, FileRange | None]] = []
         off = 0
-        total = len(frame)
         while True:
             if total - off < h.HEADER_SIZE:
                 raise Disconnect("message shorter than an SMB2 header")
@@ -231,10 +241,11 @@ class Connection:
                 # <159>); the others are failed (smbtorture smb2.compound.interim2).
                 req.async_work.cancel(send=False)
                 status, body = STATUS_INTERNAL_ERROR, ERROR_BODY
-        chain.session = req.session
-        chain.tree = req.tree
-        chain.status = status
-        chain.command = command
+        if not last:  # what the next request of the compound inherits (3.3.5.2.7)
+            chain.session = req.session
+            chain.tree = req.tree
+            chain.status = status
+            chain.command = command
         if status not in (STATUS_SUCCESS, STATUS_MORE_PROCESSING_REQUIRED, STATUS_PENDING) \
                 and log.isEnabledFor(logging.DEBUG):
             log.debug("%s: %s -> %s", self.peer, _name(command), status_name(status))
@@ -284,7 +295,7 @@ class Connection:
         handler, size, needs_session, needs_tree = COMMANDS[command]
         view = req.view
         if len(view) < h.HEADER_SIZE + (size & ~1) or \
-                struct.unpack_from("<H", view, h.HEADER_SIZE)[0] != size:
+                _U16.unpack_from(view, h.HEADER_SIZE)[0] != size:
             raise SmbError(STATUS_INVALID_PARAMETER)  # 3.3.5.2.6 structure size
         if req.related and chain.command == h.CREATE and chain.status != STATUS_SUCCESS:
             raise SmbError(chain.status)  # a failed CREATE fails the related rest of the chain
