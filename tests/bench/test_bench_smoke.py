@@ -32,7 +32,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert results["machine"]["nproc"] >= 1 and results["machine"]["cpu"]
     assert results["ceiling"]["median"] > 0
     expected = {"read_plain", "read_sign", "read_encrypt", "write_plain", "write_sign",
-                "write_encrypt", "create", "listdir", "torture_echo", "torture_path", "startup",
+                "write_encrypt", "create", "listdir", "torture_echo", "torture_path", "cpu_torture_echo",
+                "cpu_torture_path", "startup",
                 "pss_idle", "pss_transfer", "pss_conns", "pss_per_conn", "heap_peak",
                 *(f"cpu_{d}_{m}" for d in ("read", "write") for m in ("plain", "sign", "encrypt"))}
     assert set(results["workloads"]) == expected
