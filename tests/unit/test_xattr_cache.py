@@ -70,3 +70,21 @@ def test_bounded(f, monkeypatch):
                                      st_ctime_ns=st.st_ctime_ns - 10**10)
         xattr_cache.getxattr(f, fake, NAME)
         assert xattr_cache.size() <= 3
+
+
+def test_our_own_writes_are_seen_even_with_an_unchanged_ctime(tmp_path):
+    """fs/dos_attrs.py and fs/acl.py empty the table before they write: a file system that
+    did not move ctime on setxattr would still show our change at once."""
+    from ksmbd_embedded.fs import dos_attrs
+    path = tmp_path / "g"
+    path.write_bytes(b"")
+    if not dos_attrs.write_dos_attrs(str(path), 0x20):
+        pytest.skip("no user xattrs here")
+    xattr_cache._entries.clear()
+    st = aged(os.stat(path))  # the same stat (same ctime) before and after the write
+    before = xattr_cache.getxattr(str(path), st, dos_attrs.XATTR_NAME)
+    assert xattr_cache.size() == 1
+    dos_attrs.write_dos_attrs(str(path), 0x21)  # READONLY | ARCHIVE
+    assert xattr_cache.size() == 0
+    after = xattr_cache.getxattr(str(path), st, dos_attrs.XATTR_NAME)
+    assert after != before and after == os.getxattr(path, dos_attrs.XATTR_NAME)

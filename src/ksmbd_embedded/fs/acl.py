@@ -404,6 +404,7 @@ def read_stored(target, path: str | None = None,
 def store(target, sd: SecurityDescriptor, path: str | None = None) -> None:
     """Write the descriptor (all parts). Raises OSError (ENOTSUP where no user xattrs);
     `path` as in `read_stored`."""
+    xattr_cache.written()
     try:
         os.setxattr(target, XATTR_NAME, sd.pack())
     except OSError as exc:

@@ -289,6 +289,7 @@ def write_dos_attrs(
     if creation_time is not None:
         flags |= _HAS_CTIME
         ctime = creation_time
+    xattr_cache.written()
     try:
         os.setxattr(path_or_fd, XATTR_NAME, _BLOB.pack(_XATTR_VERSION, flags, attrs, ctime))
     except OSError as e:
@@ -320,6 +321,7 @@ def set_sparse(path_or_fd, sparse: bool) -> bool:
         return True
     if old is None and not sparse:
         return True  # nothing stored, nothing to clear
+    xattr_cache.written()
     try:
         os.setxattr(path_or_fd, XATTR_NAME, _BLOB.pack(
             _XATTR_VERSION, new_flags, attrs & STORED_ATTRIBUTES_MASK, ctime))

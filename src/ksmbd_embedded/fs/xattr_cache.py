@@ -12,6 +12,9 @@ object, and only when that ctime is at least RACY_NS old: a change made after th
 read gets a newer ctime, even on file systems with coarse timestamps, so the entry no longer
 matches and the xattr is read again. This is git's "racily clean" rule.
 
+Our own writes of these xattrs (fs/dos_attrs.py, fs/acl.py) empty the table first, whatever
+the file system does with ctime.
+
 Bounded: MAX_ENTRIES files; the table is emptied when full (it refills with what is hot).
 """
 
@@ -61,6 +64,13 @@ def _read(target, name: str, follow_symlinks: bool) -> bytes | None:
         if exc.errno in _ABSENT_ERRNOS:
             return None
         raise
+
+
+def written() -> None:
+    """We are about to set one of the cached xattrs: forget everything. (ctime alone would
+    do on the file systems we know; this keeps our own changes exact on any other.)"""
+    if _entries:
+        _entries.clear()
 
 
 def size() -> int:
