@@ -19,8 +19,8 @@ import socket
 import struct
 import time
 
-from .connection import Connection
 from . import heap
+from .connection import Connection
 from .file_range import FileRange
 from .poller import READ, WRITE, Poller
 

@@ -33,19 +33,17 @@ class Poller:
         return (select.EPOLLIN if mask & READ else 0) | (select.EPOLLOUT if mask & WRITE else 0)
 
     def register(self, fileobj: Any, mask: int, tag: Any) -> None:
-        fd = _fd(fileobj)
-        if self._epoll is not None:
-            self._epoll.register(fd, self._epoll_mask(mask))
-        else:
-            self._sel.register(fd, mask, tag)
-        self._tags[fd] = (tag, mask)
+        self._watch(fileobj, mask, tag, new=True)
 
     def modify(self, fileobj: Any, mask: int, tag: Any) -> None:
+        self._watch(fileobj, mask, tag, new=False)
+
+    def _watch(self, fileobj: Any, mask: int, tag: Any, new: bool) -> None:
         fd = _fd(fileobj)
         if self._epoll is not None:
-            self._epoll.modify(fd, self._epoll_mask(mask))
+            (self._epoll.register if new else self._epoll.modify)(fd, self._epoll_mask(mask))
         else:
-            self._sel.modify(fd, mask, tag)
+            (self._sel.register if new else self._sel.modify)(fd, mask, tag)
         self._tags[fd] = (tag, mask)
 
     def unregister(self, fileobj: Any) -> None:

@@ -14,8 +14,8 @@ objects are built with the same key (multichannel), share one for sending instea
 The AEAD call needs ciphertext||tag contiguous, so decrypt copies a small frame once; a
 large GCM frame is decrypted as a stream, in place when its buffer is writable (a frame in
 its own receive buffer). Responses are encrypted in place (encrypt_in_place: GCM as a
-stream over the response buffer, the transform header sent before it); encrypt() builds a
-new buffer, with encrypt_into() when this cryptography has it (>= 44).
+stream over the response buffer, the transform header sent before it); encrypt() does the
+same on a copy.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ _TAIL = struct.Struct("<IHHQ")  # OriginalMessageSize .. SessionId, at offset 36
 # Messages at least this large are decrypted as a GCM stream (object set-up costs ~10 us).
 _STREAM_MIN = 64 * 1024
 _COUNTER = struct.Struct("<Q")
-_U32_pack_into = struct.Struct("<I").pack_into
 
 _SPEC = {  # cipher id -> (AEAD class, key size, nonce size)
     AES_128_CCM: (AESCCM, 16, 11),
@@ -113,44 +112,29 @@ class Cipher:
     def encrypt(self, session_id: int,
                 plaintext: bytes | bytearray | memoryview | list,
                 nonce: bytes | None = None) -> bytearray:
-        """Return TRANSFORM_HEADER + ciphertext for one SMB2 message (or compound chain).
+        """Return TRANSFORM_HEADER + ciphertext for one SMB2 message (or compound chain), in
+        a new buffer (the server encrypts its responses in place: `encrypt_in_place`).
 
         plaintext may be a list of buffers (joined once). nonce is for tests and vectors
         only: 11/12 bytes (zero-padded to 16) or the full 16-byte Nonce field.
         """
-        if isinstance(plaintext, (list, tuple)):
-            plaintext = b"".join(plaintext)
-        size = len(plaintext)
+        buf = bytearray().join(plaintext) if isinstance(plaintext, (list, tuple)) \
+            else bytearray(plaintext)
+        hdr = self.encrypt_in_place(session_id, buf, nonce)
+        return bytearray(hdr) + buf
+
+    def encrypt_in_place(self, session_id: int, buf: bytearray,
+                         nonce: bytes | None = None) -> bytes:
+        """Encrypt one SMB2 message (or compound chain) where it lies; return its
+        TRANSFORM_HEADER, to be sent before it. GCM is one pass over `buf` with no other
+        buffer; CCM (no streaming API) encrypts into a new buffer and copies back.
+        `nonce`: as for `encrypt` (tests and vectors only)."""
+        size = len(buf)
         if nonce is None:
             nonce = self._next_nonce()
         elif len(nonce) not in (self._nonce_size, 16):
             raise ValueError(f"nonce must be {self._nonce_size} or 16 bytes")
         field = bytes(nonce).ljust(16, b"\x00")
-        n = field[:self._nonce_size]
-        aad = field + _TAIL.pack(size, 0, TRANSFORM_FLAG_ENCRYPTED, session_id)
-        data = plaintext if _BYTESLIKE else bytes(plaintext)
-        into = getattr(self._aead, "encrypt_into", None)
-        if into is not None:
-            out = bytearray(TRANSFORM_HEADER_SIZE + size + TAG_SIZE)
-            into(n, data, aad, memoryview(out)[TRANSFORM_HEADER_SIZE:])
-            tag = bytes(out[-TAG_SIZE:])
-            del out[-TAG_SIZE:]
-        else:
-            ct = self._aead.encrypt(n, data, aad)
-            tag = ct[-TAG_SIZE:]
-            out = bytearray(TRANSFORM_HEADER_SIZE)
-            out += memoryview(ct)[:-TAG_SIZE]
-        _U32_pack_into(out, 0, TRANSFORM_PROTOCOL_ID)
-        out[4:20] = tag
-        out[_AAD_OFFSET:TRANSFORM_HEADER_SIZE] = aad
-        return out
-
-    def encrypt_in_place(self, session_id: int, buf: bytearray) -> bytes:
-        """Encrypt one SMB2 message (or compound chain) where it lies; return its
-        TRANSFORM_HEADER, to be sent before it. GCM is one pass over `buf` with no other
-        buffer; CCM (no streaming API) encrypts into a new buffer and copies back."""
-        size = len(buf)
-        field = self._next_nonce().ljust(16, b"\x00")
         n = field[:self._nonce_size]
         aad = field + _TAIL.pack(size, 0, TRANSFORM_FLAG_ENCRYPTED, session_id)
         if self._gcm_key is not None:
