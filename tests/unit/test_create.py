@@ -668,3 +668,61 @@ def test_new_read_only_file_with_delete_on_close(env):
     c = ok_create(env, "n", access=GENERIC_ALL, disposition=FILE_CREATE,
                   attributes=FILE_ATTRIBUTE_READONLY)
     assert env.server.opens.get(c.volatile).granted_access == FILE_ALL_ACCESS
+
+
+# -- the times a CREATE response reports ------------------------------------------------------------
+
+def _filetime(ns: int) -> int:
+    return ns // 100 + 116444736000000000
+
+
+@pytest.fixture
+def slow_xattrs(monkeypatch):
+    """Every DOS-attribute / security-descriptor store first waits 30 ms, so the ctime the
+    xattr write gives the object is certainly a later tick than the mkdir/open's (the
+    kernel's ctime clock ticks every 1-10 ms)."""
+    import time
+    from ksmbd_embedded.handlers import create
+    for fn in ("_store_attributes", "_store_security"):
+        real = getattr(create, fn)
+
+        def slow(*args, _real=real):
+            time.sleep(0.03)
+            return _real(*args)
+        monkeypatch.setattr(create, fn, slow)
+
+
+@pytest.mark.parametrize("options, disposition", [
+    (FILE_DIRECTORY_FILE, FILE_CREATE),     # smbtorture smb2.create.open, its last step
+    (FILE_NON_DIRECTORY_FILE, FILE_CREATE),
+    (FILE_NON_DIRECTORY_FILE, FILE_OVERWRITE_IF),
+])
+def test_response_times_are_those_after_the_xattr_writes(env, slow_xattrs, options,
+                                                        disposition):
+    """MS-SMB2 2.2.14: the response's ChangeTime is the object's, i.e. what a QUERY_INFO
+    right after it reports; storing the DOS attributes and the descriptor moves the ctime."""
+    if disposition == FILE_OVERWRITE_IF:
+        with open(path(env, "obj"), "wb") as f:
+            f.write(b"old")
+    c = ok_create(env, "obj", access=FILE_ALL_ACCESS, disposition=disposition,
+                  options=options)
+    st = os.stat(path(env, "obj"))
+    assert c.change_time == _filetime(st.st_ctime_ns)
+    assert c.write_time == _filetime(st.st_mtime_ns)
+    ok_close(env, c)
+
+
+def test_response_change_time_after_create_context_eas(env, monkeypatch):
+    import time
+    from ksmbd_embedded.fs import eas
+    real = eas.apply
+
+    def slow(*args):
+        time.sleep(0.03)
+        return real(*args)
+    monkeypatch.setattr(eas, "apply", slow)
+    ea = eas.encode_entry(eas.Ea("EAONE", b"VALUE1"), True)
+    c = ok_create(env, "with-ea", access=FILE_ALL_ACCESS, disposition=FILE_CREATE,
+                  ctx=contexts((cc.EXTA, ea)))
+    assert c.change_time == _filetime(os.stat(path(env, "with-ea")).st_ctime_ns)
+    ok_close(env, c)

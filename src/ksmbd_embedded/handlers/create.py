@@ -328,6 +328,8 @@ def handle_create(req: Request):
 
     if ea_list and action != FILE_OPENED and not stream:
         _apply_eas(req, op, action, ea_list)  # MS-SMB2 3.3.5.9.1: on create or overwrite
+        fst = _fstat_after_xattrs(op.fd, fst)
+        meta = read_meta(op.fd, fst, hides_dot_files(share), split_name(name)[1])
 
     # 5. response
     server.opens.add(op)
@@ -513,6 +515,7 @@ def _open_existing(req: Request, path: str, name: str, st: os.stat_result, acces
             # MS-FSA 2.1.5.1.2.1: the attributes become the request's, plus ARCHIVE
             _store_attributes(fd, (attributes & STORED_ATTRIBUTES_MASK)
                               | FILE_ATTRIBUTE_ARCHIVE, None)
+            fst = _fstat_after_xattrs(fd, fst)
             meta = read_meta(fd, fst, hides_dot_files(tree.share), split_name(name)[1])
     except BaseException:
         os.close(fd)
@@ -631,6 +634,7 @@ def _create_new(req: Request, path: str, name: str, access: int, attributes: int
     _store_attributes(fd, stored, unix_to_filetime(fst.st_mtime_ns))
     _store_security(fd, acl.inherit(parent_sd, sd_ctx, want_dir, token.user,
                                     token.primary_group))
+    fst = _fstat_after_xattrs(fd, fst)
     meta = read_meta(fd, fst, hides_dot_files(share), split_name(name)[1])
     key = (fst.st_dev, fst.st_ino)
     op = _new_open(req, fd, path, name, want_dir, access, share_access, options, key,
@@ -674,6 +678,16 @@ def _make_object(req: Request, path: str, options: int,
     except OSError as exc:
         os.close(fd)
         raise _os_error(exc, "create") from None
+
+
+def _fstat_after_xattrs(fd: int, fst: os.stat_result) -> os.stat_result:
+    """The object's stat after we set xattrs on it (DOS attributes, security descriptor,
+    EAs): each moved its ctime, and the CREATE response must report the ChangeTime that a
+    QUERY_INFO right after it reports (smbtorture smb2.create.open compares them)."""
+    try:
+        return os.fstat(fd)
+    except OSError:
+        return fst
 
 
 def _inherit_owner(fd: int, path: str) -> None:
