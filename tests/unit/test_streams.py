@@ -343,3 +343,23 @@ def test_close_of_unknown_leaves_no_state(env):
     assert do_close(env, c)[0] == STATUS_SUCCESS
     assert not env.server.opens.by_file
     assert not streams._by_base.get(env.server)
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_create_response_change_time_is_after_the_stream_write(env, monkeypatch, existing):
+    """Creating a stream writes an xattr of the file, which moves the file's ctime; the
+    CREATE response reports the ChangeTime a QUERY_INFO right after it would (the write is
+    slowed down by 30 ms so the kernel's ctime clock certainly ticks in between)."""
+    import time
+    real = streams.write_stream
+
+    def slow(*args, **kw):
+        time.sleep(0.03)
+        return real(*args, **kw)
+    monkeypatch.setattr(streams, "write_stream", slow)
+    if existing:
+        open(path(env, "f.txt"), "wb").close()
+    c = ok_create(env, "f.txt:s", access=RW, disposition=FILE_CREATE)
+    st = os.stat(path(env, "f.txt"))
+    assert c.change_time == st.st_ctime_ns // 100 + 116444736000000000
+    ok_close(env, c)

@@ -26,8 +26,8 @@ from ..tree import DELETE
 from .create import (
     _O_BASE, _O_NONBLOCK, _READ_ONLY_FORBIDS, FILE_CREATE, FILE_CREATED, FILE_DELETE_ON_CLOSE,
     FILE_OPEN, FILE_OPENED, FILE_OVERWRITE, FILE_OVERWRITE_IF, FILE_OVERWRITTEN, FILE_SUPERSEDE,
-    FILE_SUPERSEDED, FILE_WRITE_THROUGH, _make_object, _new_open, _open_dir, _os_error,
-    _store_attributes, _store_security,
+    FILE_SUPERSEDED, FILE_WRITE_THROUGH, _fstat_after_xattrs, _make_object, _new_open,
+    _open_dir, _os_error, _store_attributes, _store_security,
 )
 
 if TYPE_CHECKING:
@@ -123,6 +123,9 @@ def open_stream(req: Request, name: str, stream: str, access: int, max_allowed: 
                 action = FILE_SUPERSEDED if disposition == FILE_SUPERSEDE else FILE_OVERWRITTEN
             else:
                 action = FILE_OPENED
+        if action != FILE_OPENED:  # the stream's xattr was written: the file's ctime moved
+            fst = _fstat_after_xattrs(fd, fst)
+            meta = read_meta(fd, fst, hides_dot_files(tree.share), split_name(name)[1])
         size = streams.stream_size(fd, stored)
     except BaseException:
         os.close(fd)
