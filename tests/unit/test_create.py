@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import struct
+import time
 
 import pytest
 from handler_fixtures import HandlerEnv, call, u32
@@ -13,7 +14,7 @@ from ksmbd_embedded import header as h
 from ksmbd_embedded.fs import share_modes
 from ksmbd_embedded.fs.dos_attrs import (
     FILE_ATTRIBUTE_ARCHIVE, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_HIDDEN,
-    FILE_ATTRIBUTE_READONLY, read_meta, write_dos_attrs,
+    FILE_ATTRIBUTE_READONLY, read_meta, unix_to_filetime, write_dos_attrs,
 )
 from ksmbd_embedded.handlers import create_contexts as cc
 from ksmbd_embedded.handlers.close import handle_close
@@ -672,24 +673,24 @@ def test_new_read_only_file_with_delete_on_close(env):
 
 # -- the times a CREATE response reports ------------------------------------------------------------
 
-def _filetime(ns: int) -> int:
-    return ns // 100 + 116444736000000000
+def slow_down(monkeypatch, owner, name: str) -> None:
+    """Make owner.name wait 30 ms before it runs: the ctime its xattr write gives the object
+    is then certainly a later tick than the mkdir/open's (the kernel's ctime clock ticks
+    every 1-10 ms)."""
+    real = getattr(owner, name)
+
+    def slow(*args, **kw):
+        time.sleep(0.03)
+        return real(*args, **kw)
+    monkeypatch.setattr(owner, name, slow)
 
 
 @pytest.fixture
 def slow_xattrs(monkeypatch):
-    """Every DOS-attribute / security-descriptor store first waits 30 ms, so the ctime the
-    xattr write gives the object is certainly a later tick than the mkdir/open's (the
-    kernel's ctime clock ticks every 1-10 ms)."""
-    import time
+    """Every DOS-attribute / security-descriptor store of a CREATE is slowed down."""
     from ksmbd_embedded.handlers import create
-    for fn in ("_store_attributes", "_store_security"):
-        real = getattr(create, fn)
-
-        def slow(*args, _real=real):
-            time.sleep(0.03)
-            return _real(*args)
-        monkeypatch.setattr(create, fn, slow)
+    slow_down(monkeypatch, create, "_store_attributes")
+    slow_down(monkeypatch, create, "_store_security")
 
 
 @pytest.mark.parametrize("options, disposition", [
@@ -707,22 +708,16 @@ def test_response_times_are_those_after_the_xattr_writes(env, slow_xattrs, optio
     c = ok_create(env, "obj", access=FILE_ALL_ACCESS, disposition=disposition,
                   options=options)
     st = os.stat(path(env, "obj"))
-    assert c.change_time == _filetime(st.st_ctime_ns)
-    assert c.write_time == _filetime(st.st_mtime_ns)
+    assert c.change_time == unix_to_filetime(st.st_ctime_ns)
+    assert c.write_time == unix_to_filetime(st.st_mtime_ns)
     ok_close(env, c)
 
 
 def test_response_change_time_after_create_context_eas(env, monkeypatch):
-    import time
     from ksmbd_embedded.fs import eas
-    real = eas.apply
-
-    def slow(*args):
-        time.sleep(0.03)
-        return real(*args)
-    monkeypatch.setattr(eas, "apply", slow)
+    slow_down(monkeypatch, eas, "apply")
     ea = eas.encode_entry(eas.Ea("EAONE", b"VALUE1"), True)
     c = ok_create(env, "with-ea", access=FILE_ALL_ACCESS, disposition=FILE_CREATE,
                   ctx=contexts((cc.EXTA, ea)))
-    assert c.change_time == _filetime(os.stat(path(env, "with-ea")).st_ctime_ns)
+    assert c.change_time == unix_to_filetime(os.stat(path(env, "with-ea")).st_ctime_ns)
     ok_close(env, c)

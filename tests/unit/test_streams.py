@@ -7,11 +7,12 @@ import struct
 
 import pytest
 from handler_fixtures import HandlerEnv, call
-from test_create import do_close, do_create, ok_close, ok_create, path
+from test_create import do_close, do_create, ok_close, ok_create, path, slow_down
 
 from ksmbd_embedded import header as h
 from ksmbd_embedded.fs import file_info as fi
 from ksmbd_embedded.fs import share_paths, streams
+from ksmbd_embedded.fs.dos_attrs import unix_to_filetime
 from ksmbd_embedded.handlers.create import (
     FILE_CREATE, FILE_CREATED, FILE_DELETE_ON_CLOSE, FILE_DIRECTORY_FILE, FILE_OPEN,
     FILE_OPEN_IF, FILE_OPENED, FILE_OVERWRITE_IF, FILE_OVERWRITTEN, FILE_SUPERSEDE,
@@ -350,16 +351,10 @@ def test_create_response_change_time_is_after_the_stream_write(env, monkeypatch,
     """Creating a stream writes an xattr of the file, which moves the file's ctime; the
     CREATE response reports the ChangeTime a QUERY_INFO right after it would (the write is
     slowed down by 30 ms so the kernel's ctime clock certainly ticks in between)."""
-    import time
-    real = streams.write_stream
-
-    def slow(*args, **kw):
-        time.sleep(0.03)
-        return real(*args, **kw)
-    monkeypatch.setattr(streams, "write_stream", slow)
+    slow_down(monkeypatch, streams, "write_stream")
     if existing:
         open(path(env, "f.txt"), "wb").close()
     c = ok_create(env, "f.txt:s", access=RW, disposition=FILE_CREATE)
     st = os.stat(path(env, "f.txt"))
-    assert c.change_time == st.st_ctime_ns // 100 + 116444736000000000
+    assert c.change_time == unix_to_filetime(st.st_ctime_ns)
     ok_close(env, c)

@@ -507,7 +507,6 @@ def _open_existing(req: Request, path: str, name: str, st: os.stat_result, acces
         if overwrite:
             try:
                 os.ftruncate(fd, 0)
-                fst = os.fstat(fd)
             except OSError as exc:
                 raise _os_error(exc, "overwrite") from None
             streams.remove_all_streams(fd)  # MS-FSA 2.1.5.1.2.1: named streams go too
