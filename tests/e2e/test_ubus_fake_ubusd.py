@@ -12,7 +12,7 @@ from ksmbd_embedded.ubus import message as m
 
 from .fake_ubusd import FakeUbusd, ubus_call
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "ubus" / "cli-session"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "ubus" / "cli-session"
 
 
 def capture():

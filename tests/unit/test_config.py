@@ -10,7 +10,7 @@ from ksmbd_embedded.config import (ConfigError, GlobalConfig, ServerConfig, Shar
                                    config_from_text, default_max_io, load_config,
                                    netbios_name_from_hostname)
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "uci"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "uci"
 
 
 def cfg(text, check_paths=False, **kw):

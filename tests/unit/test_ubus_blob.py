@@ -1,5 +1,5 @@
 """blob/blobmsg and ubus message encoding checked against bytes captured from the real ubusd
-(/work/shared/vectors/ubus, notes A2-A6)."""
+(tests/vectors/ubus)."""
 
 import json
 from pathlib import Path
@@ -9,7 +9,7 @@ import pytest
 from ksmbd_embedded.ubus import blob
 from ksmbd_embedded.ubus import message as m
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "ubus"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "ubus"
 SESSIONS = ("cli-session", "notify-session")
 
 

@@ -1,4 +1,4 @@
-"""UCI parser and printers against the real-uci vectors in ../shared/vectors/uci."""
+"""UCI parser and printers against the real-uci vectors in tests/vectors/uci."""
 
 import re
 from pathlib import Path
@@ -7,7 +7,7 @@ import pytest
 
 from ksmbd_embedded.uci import UciError, export, parse_uci, section_names, show
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "uci"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "uci"
 GRAMMAR = VECTORS / "grammar"
 GOOD = ["anon_index", "duplicates", "option_list_mix", "packageline", "quoting",
         "semicolons", "smbtest"]
@@ -20,7 +20,7 @@ def read(path: Path) -> str:
 
 
 def test_vectors_present():
-    """The vectors must exist (a missing ../shared is a failure, not a skip), and every
+    """The vectors must exist (missing vectors are a failure, not a skip), and every
     case in them must be one this file tests."""
     assert GRAMMAR.is_dir(), f"missing UCI vectors at {GRAMMAR}"
     cases = {p.stem for p in GRAMMAR.glob("*.conf")}
