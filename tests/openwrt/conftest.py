@@ -1,13 +1,22 @@
-"""A scratch OpenWrt root for the init and hotplug scripts: the package's files from
-openwrt/files, the stand-ins from harness/ (rc.common, functions.sh, procd.sh, network.sh) and
-fake tools on PATH (fakes.py).  ``OpenWrtRoot.run(...)`` runs a script with IPKG_INSTROOT set
-to the root; what it asked procd for is in ``procd_calls()``, tool calls in ``tool_calls()``."""
+"""A scratch OpenWrt root for the init and hotplug scripts: the package's files (files/ as /,
+init.d/ksmbd as /etc/init.d/ksmbd), the stand-ins from harness/ (rc.common, functions.sh,
+procd.sh, network.sh) and fake tools on PATH (fakes.py).  ``OpenWrtRoot.run(...)`` runs a
+script with IPKG_INSTROOT set to the root; what it asked procd for is in ``procd_calls()``,
+tool calls in ``tool_calls()``.  Also the .ipk build (``out``) and a reader (``Ipk``) for
+test_ipk.py and test_ipk_opkg_rules.py."""
 
 from __future__ import annotations
 
+import gzip
+import importlib.machinery
+import importlib.util
+import io
 import os
 import shutil
 import subprocess
+import sys
+import tarfile
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -15,20 +24,77 @@ import pytest
 from .fakes import install_fakes
 
 REPO = Path(__file__).resolve().parents[2]
-FILES = REPO / "openwrt" / "files"
+FILES = REPO / "files"  # installed as /
+INIT = REPO / "init.d" / "ksmbd"  # installed as /etc/init.d/ksmbd
 HARNESS = Path(__file__).resolve().parent / "harness"
+BUILD_IPK = REPO / "scripts/build-ipk"
+VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+SERVER_IPK = f"ksmbd-embedded_{VERSION}-1_all.ipk"
+LUCI_IPK = f"luci-app-ksmbd-embedded_{VERSION}-1_all.ipk"
+
+
+def load_build_ipk():
+    loader = importlib.machinery.SourceFileLoader("build_ipk", str(BUILD_IPK))
+    spec = importlib.util.spec_from_loader("build_ipk", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def out(tmp_path_factory):
+    """The directory `scripts/build-ipk --out` wrote: both .ipk files and the feed index."""
+    out = tmp_path_factory.mktemp("ipk")
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
+    proc = subprocess.run([sys.executable, str(BUILD_IPK), "--out", str(out)], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+class Ipk:
+    def __init__(self, path: Path) -> None:
+        self.raw = path.read_bytes()
+        with tarfile.open(fileobj=io.BytesIO(self.raw), mode="r:gz") as outer:
+            self.members = outer.getmembers()
+            self.files = {m.name: outer.extractfile(m).read() for m in self.members}
+        self.control_tar = tarfile.open(fileobj=io.BytesIO(self.files["./control.tar.gz"]),
+                                        mode="r:gz")
+        self.data_raw = gzip.decompress(self.files["./data.tar.gz"])
+        self.data_tar = tarfile.open(fileobj=io.BytesIO(self.data_raw), mode="r:")
+
+    def control_file(self, name: str) -> str:
+        return self.control_tar.extractfile(f"./{name}").read().decode()
+
+    def fields(self) -> dict[str, str]:
+        fields, key = {}, None
+        for line in self.control_file("control").splitlines():
+            if line.startswith(" ") and key:
+                fields[key] += "\n" + line[1:]
+            else:
+                key, _, value = line.partition(": ")
+                fields[key] = value
+        return fields
+
+    def data(self) -> dict[str, tarfile.TarInfo]:
+        return {m.name: m for m in self.data_tar.getmembers()}
 
 
 class OpenWrtRoot:
-    def __init__(self, base: Path, files: Path = FILES) -> None:
-        """``files``: the tree to start from (the repository's openwrt/files, or a root
-        an .ipk was installed into)."""
+    def __init__(self, base: Path, files: Path | None = None) -> None:
+        """``files``: the tree to start from: a root an .ipk was installed into, or by default
+        the repository's files/ and init.d/ksmbd where the package puts them."""
         self.path = base / "root"
         self.bin = base / "bin"
         self.procd_log = base / "procd.log"
         self.tool_log = base / "tools.log"
         self.ubus_dir = base / "ubus"
-        shutil.copytree(files, self.path, symlinks=True)
+        if files is None:
+            shutil.copytree(FILES, self.path, symlinks=True)
+            (self.path / "etc/init.d").mkdir(parents=True, exist_ok=True)
+            shutil.copy2(INIT, self.path / "etc/init.d/ksmbd")
+        else:
+            shutil.copytree(files, self.path, symlinks=True)
         shutil.copytree(HARNESS, self.path, dirs_exist_ok=True)
         for d in ("var/run", "var/etc", "tmp"):
             (self.path / d).mkdir(parents=True, exist_ok=True)

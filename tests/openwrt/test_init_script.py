@@ -7,9 +7,7 @@ import subprocess
 
 from ksmbd_embedded import cli
 
-from .conftest import FILES, shellcheck
-
-INIT = FILES / "etc/init.d/ksmbd"
+from .conftest import INIT, shellcheck
 BASE_CMD = ["/usr/sbin/ksmbd-embedded", "serve", "--config", "/etc/config/ksmbd",
             "--config-extra", "/var/run/config/ksmbd", "--ksmbd-conf", "/etc/ksmbd/ksmbd.conf",
             "--write-ksmbd-conf", "/var/etc/ksmbd/ksmbd.conf",

@@ -5,71 +5,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.machinery
-import importlib.util
-import io
 import os
 import subprocess
 import sys
-import tarfile
-import tomllib
 from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, OpenWrtRoot
-
-BUILD_IPK = REPO / "scripts/build-ipk"
-VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
-SERVER_IPK = f"ksmbd-embedded_{VERSION}-1_all.ipk"
-LUCI_IPK = f"luci-app-ksmbd-embedded_{VERSION}-1_all.ipk"
-
-
-def _load_build_ipk():
-    loader = importlib.machinery.SourceFileLoader("build_ipk", str(BUILD_IPK))
-    spec = importlib.util.spec_from_loader("build_ipk", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def out(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ipk")
-    env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
-    proc = subprocess.run([sys.executable, str(BUILD_IPK), "--out", str(out)], env=env,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    return out
-
-
-class Ipk:
-    def __init__(self, path: Path) -> None:
-        self.raw = path.read_bytes()
-        with tarfile.open(fileobj=io.BytesIO(self.raw), mode="r:gz") as outer:
-            self.members = outer.getmembers()
-            self.files = {m.name: outer.extractfile(m).read() for m in self.members}
-        self.control_tar = tarfile.open(fileobj=io.BytesIO(self.files["./control.tar.gz"]),
-                                        mode="r:gz")
-        self.data_raw = gzip.decompress(self.files["./data.tar.gz"])
-        self.data_tar = tarfile.open(fileobj=io.BytesIO(self.data_raw), mode="r:")
-
-    def control_file(self, name: str) -> str:
-        return self.control_tar.extractfile(f"./{name}").read().decode()
-
-    def fields(self) -> dict[str, str]:
-        fields, key = {}, None
-        for line in self.control_file("control").splitlines():
-            if line.startswith(" ") and key:
-                fields[key] += "\n" + line[1:]
-            else:
-                key, _, value = line.partition(": ")
-                fields[key] = value
-        return fields
-
-    def data(self) -> dict[str, tarfile.TarInfo]:
-        return {m.name: m for m in self.data_tar.getmembers()}
-
+from .conftest import (BUILD_IPK, LUCI_IPK, REPO, SERVER_IPK, VERSION, Ipk, OpenWrtRoot,
+                       load_build_ipk)
 
 def test_outer_container(out):
     ipk = Ipk(out / SERVER_IPK)
@@ -95,8 +39,8 @@ def test_control_fields(out):
     assert int(f["Installed-Size"]) == len(ipk.data_raw)
     assert f["Description"].startswith(" An SMB") and "\n" in f["Description"]
     assert f["License"] == "GPL-2.0-or-later"
-    assert ipk.control_file("conffiles").splitlines() == [
-        "/etc/config/ksmbd", "/etc/ksmbd/ksmbdpwd.db", "/etc/ksmbd/ksmbd.conf"]
+    # only what the package installs (tests/openwrt/test_ipk_opkg_rules.py)
+    assert ipk.control_file("conffiles").splitlines() == ["/etc/config/ksmbd"]
     names = [m.name for m in ipk.control_tar.getmembers()]
     assert names == [".", "./conffiles", "./control", "./postinst", "./prerm"]  # "./" read back
     for script in ("./postinst", "./prerm"):
@@ -104,7 +48,7 @@ def test_control_fields(out):
 
 
 def test_makefile_matches_the_project():
-    build_ipk = _load_build_ipk()
+    build_ipk = load_build_ipk()
     variables, blocks = build_ipk.read_makefile(REPO / "package/ksmbd-embedded/Makefile")
     assert variables["PKG_VERSION"] == VERSION
     fields = build_ipk.block_fields(blocks["Package/ksmbd-embedded"])
@@ -132,7 +76,8 @@ def test_data_file_list(out):
     assert names[0] == "."  # the "./" entry, as Python's tarfile reads it back
     assert all(m.uid == 0 and m.gid == 0 and m.uname == "" for m in data.values())
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-    assert all(n.startswith(("./etc", "./usr")) or n == "." for n in names)
+    assert all(n.startswith(("./etc", "./usr", "./lib/upgrade/keep.d"))
+               or n in (".", "./lib", "./lib/upgrade") for n in names)
     # Entries sorted by name within each directory (tar --sort=name).
     for parent in {n.rsplit("/", 1)[0] for n in names if n != "."}:
         children = [n.rsplit("/", 1)[1] for n in names
@@ -154,6 +99,7 @@ def test_feed_index(out):
     text = (out / "Packages").read_text()
     assert gzip.decompress((out / "Packages.gz").read_bytes()).decode() == text
     stanzas = text.split("\n\n")
+    assert stanzas.pop() == ""  # the last stanza is followed by its empty line too
     assert len(stanzas) == 2
     for stanza, name in zip(stanzas, (SERVER_IPK, LUCI_IPK)):
         fields = dict(l.split(": ", 1) for l in stanza.splitlines() if ": " in l)
@@ -312,7 +258,7 @@ def test_installed_init_script_starts_the_installed_server(installed, tmp_path):
 # --- Python dependencies ------------------------------------------------------------------------
 
 def test_dependencies_follow_the_imports(tmp_path):
-    build_ipk = _load_build_ipk()
+    build_ipk = load_build_ipk()
     variables, blocks = build_ipk.read_makefile(REPO / "package/ksmbd-embedded/Makefile")
     depends = build_ipk.package_list(build_ipk.block_fields(blocks["Package/ksmbd-embedded"])
                                      ["DEPENDS"])
