@@ -331,6 +331,8 @@ class Connection:
                 if session.encrypt_data and command != h.SESSION_SETUP:
                     raise SmbError(STATUS_ACCESS_DENIED)
             session.idle_since = self.server.now()
+            if session.first_request_hook is not None and session.state == VALID:
+                session.first_request(enc_session is not None)  # the logon's log line
         if needs_tree:
             session = req.session
             if req.related:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from .crypto.encryption import Cipher
@@ -29,6 +29,7 @@ class Session:
         "session_key", "signing_required", "encrypt_data", "signer", "encryptor",
         "decryptor", "application_key", "preauth", "auth", "trees", "next_tree_id",
         "dialect", "connection", "created", "idle_since", "bytes_read", "bytes_written",
+        "client_encrypts", "first_request_hook",
     )
 
     def __init__(self, session_id: int, connection: Any, now: float) -> None:
@@ -55,6 +56,13 @@ class Session:
         self.idle_since = now
         self.bytes_read = 0
         self.bytes_written = 0
+        # True when the first request after the logon came encrypted although the server did
+        # not ask for it (EncryptData false): the server decrypts any message of a session
+        # that has keys (MS-SMB2 3.3.5.2.1.1), so a client may encrypt on its own (smbprotocol
+        # with require_encryption, smbclient --client-protection=encrypt). Set by
+        # first_request.
+        self.client_encrypts = False
+        self.first_request_hook: Callable[[Session], None] | None = None
 
     @property
     def flags(self) -> int:
@@ -63,6 +71,21 @@ class Session:
         if self.is_guest:
             return SESSION_FLAG_IS_GUEST
         return SESSION_FLAG_ENCRYPT_DATA if self.encrypt_data else 0
+
+    def await_first_request(self, hook: Callable[[Session], None]) -> None:
+        """Call ``hook(self)`` once: at the session's first request after the logon, when it
+        is known whether the client encrypts (``client_encrypts``; connection.py calls
+        first_request), or when the session closes before any request."""
+        self.first_request_hook = hook
+
+    def first_request(self, encrypted: bool = False) -> None:
+        """Run the hook of await_first_request, if one is still waiting."""
+        hook = self.first_request_hook
+        if hook is None:
+            return
+        self.first_request_hook = None
+        self.client_encrypts = encrypted
+        hook(self)
 
     def add_tree(self, tree: TreeConnect) -> None:
         self.trees[tree.tree_id] = tree

@@ -16,6 +16,14 @@ Policy (deliberate, documented for the SESSION_SETUP handler):
   NTLMv1 with ESS) or an LM-only login gives ``result == "refused"``.
 * Anonymous (empty user name, empty NtChallengeResponse, LmChallengeResponse
   empty or Z(1)) gives ``result == "anonymous"`` and no session key.
+* A user name with empty responses (what smbclient -N sends first: the local
+  login name and no password) is not anonymous (3.2.5.1.2 needs an empty user
+  name): an unknown name gives ``"unknown_user"`` as any unknown name does
+  (the server may map it to guest), a known one ``"refused"`` (nothing to
+  verify).
+* ``reason`` says why in words fit for the log: "NTLMv1 refused", "LM
+  refused", "wrong password", "unknown user", "no password sent", "MIC
+  mismatch", ... (empty for "ok" and "anonymous").
 * The NTLMv2 proof is checked with the domain name as sent and, if that fails,
   with an empty domain (MS-NLMP 3.2.5.1.2: "NTLM servers SHOULD support NTLM
   clients which incorrectly use NIL for the UserDom"; Windows does the same).
@@ -327,8 +335,11 @@ class NtlmAcceptor:
 
     After the AUTHENTICATE_MESSAGE, ``complete`` is True and ``result`` is one
     of ``"ok"``, ``"anonymous"``, ``"unknown_user"``, ``"bad_password"``,
-    ``"refused"``; ``reason`` holds a short diagnostic text.  ``session_key``
-    is the 16-byte ExportedSessionKey for ``"ok"``, else None.
+    ``"refused"``; ``reason`` says why for every result but "ok" and
+    "anonymous" (see the module docstring).  ``session_key`` is the 16-byte
+    ExportedSessionKey for ``"ok"``, else None.  ``lm_response_length`` and
+    ``nt_response_length`` are the sizes of the client's two responses (for
+    a debug log: 24-byte NT means NTLMv1, 0 means no password).
     """
 
     RESULTS = ("ok", "anonymous", "unknown_user", "bad_password", "refused")
@@ -361,6 +372,8 @@ class NtlmAcceptor:
         self.workstation: str | None = None
         self.session_key: bytes | None = None
         self.mic_present = False
+        self.lm_response_length = 0
+        self.nt_response_length = 0
 
         self.client_flags = 0  # NEGOTIATE_MESSAGE flags
         self.challenge_flags = 0  # what we answered
@@ -519,20 +532,31 @@ class NtlmAcceptor:
         self.user = user
         self.domain = domain
         self.workstation = workstation
+        self.lm_response_length = len(lm)
+        self.nt_response_length = len(nt)
 
+        no_lm = lm in (b"", b"\x00")
         # Anonymous (MS-NLMP 3.2.5.1.2, 3.3.2): empty user and NT response.
         if user == "" and len(nt) == 0:
-            if lm in (b"", b"\x00"):
+            if no_lm:
                 self._finish("anonymous")
             else:
-                self._finish("refused", "LM response without user name")
+                self._finish("refused", "LM refused (LM response without a user name)")
             return
 
         if len(nt) == 24:
-            self._finish("refused", "NTLMv1 response")
+            self._finish("refused", "NTLMv1 refused")
+            return
+        if len(nt) == 0 and not no_lm:
+            self._finish("refused", "LM refused")
             return
         if len(nt) == 0:
-            self._finish("refused", "LM-only response")
+            # A user name and no password at all: not anonymous (the name is not empty)
+            # and nothing to verify. An unknown name is as unknown as with a password.
+            if self._lookup(user) is None:
+                self._finish("unknown_user", "unknown user, no password sent")
+            else:
+                self._finish("refused", "no password sent")
             return
         if len(nt) < _NTLMV2_MIN_RESPONSE:
             raise NtlmError("NtChallengeResponse too short for NTLMv2")
@@ -552,7 +576,7 @@ class NtlmAcceptor:
         if nt_hash is None:
             # Same work as a real check, to not reveal valid names by timing.
             ntproofstr(ntowfv2(b"\x00" * 16, user, domain), self.server_challenge or b"", temp)
-            self._finish("unknown_user")
+            self._finish("unknown_user", "unknown user")
             return
         nt_hash = bytes(nt_hash)
         if len(nt_hash) != 16:
@@ -566,7 +590,7 @@ class NtlmAcceptor:
                 response_key = key
                 break
         if response_key is None:
-            self._finish("bad_password")
+            self._finish("bad_password", "wrong password")
             return
 
         kxkey = key_exchange_key(session_base_key(response_key, proof))
@@ -578,7 +602,7 @@ class NtlmAcceptor:
             NTLMSSP_NEGOTIATE_SIGN | NTLMSSP_NEGOTIATE_SEAL
         ):
             if len(enc_key) != 16:
-                self._finish("refused", "missing EncryptedRandomSessionKey")
+                self._finish("refused", "key exchange without an EncryptedRandomSessionKey")
                 return
             candidates.append(rc4(kxkey, enc_key))
         else:
@@ -592,7 +616,7 @@ class NtlmAcceptor:
         exported = candidates[0]
         if self.mic_present:
             if len(msg) < _AUTH_MIC_END:
-                self._finish("refused", "MIC flagged but message too short")
+                self._finish("refused", "MIC flagged but the message is too short for one")
                 return
             mic = msg[_AUTH_MIC_OFFSET:_AUTH_MIC_END]
             zeroed = msg[:_AUTH_MIC_OFFSET] + b"\x00" * 16 + msg[_AUTH_MIC_END:]

@@ -369,8 +369,9 @@ class SpnegoAcceptor:
 
     ``step(token)`` returns the token to put in the SESSION_SETUP response.
     ``complete`` becomes True with the final token; ``result`` is then the
-    NTLM result (``"refused"`` if the client's mechListMIC did not verify);
-    ``session_key`` is the ExportedSessionKey for ``"ok"``.
+    NTLM result (``"refused"`` if the client's mechListMIC did not verify)
+    and ``reason`` says why in words; ``session_key`` is the
+    ExportedSessionKey for ``"ok"``.
 
     The final token is ``accept-completed`` for results in ``accept_results``
     (default "ok" and "anonymous") and ``reject`` otherwise.
@@ -400,6 +401,14 @@ class SpnegoAcceptor:
         if self._mic_failed:
             return "refused"
         return self.ntlm.result
+
+    @property
+    def reason(self) -> str:
+        """Why the logon was refused (or mapped), in words fit for the log; see
+        NtlmAcceptor.reason."""
+        if self._mic_failed:
+            return "SPNEGO mechListMIC mismatch"
+        return self.ntlm.reason
 
     @property
     def session_key(self) -> bytes | None:

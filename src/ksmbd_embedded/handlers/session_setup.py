@@ -1,10 +1,25 @@
-"""SESSION_SETUP and LOGOFF (MS-SMB2 2.2.5-2.2.8, 3.3.5.5, 3.3.5.6)."""
+"""SESSION_SETUP and LOGOFF (MS-SMB2 2.2.5-2.2.8, 3.3.5.5, 3.3.5.6).
+
+The log says once per logon what happened (logger ``ksmbd.auth``):
+
+* INFO ``session 0x... user 'alice' from <peer> dialect 3.1.1: signed (AES-GMAC),
+  encrypted (AES-128-GCM)``; ``guest 'nobody'`` with ``unknown user 'x' logged on as guest
+  (map_to_guest = bad_user);`` before the protection; ``anonymous``. "signed" is
+  Session.SigningRequired (every message signed or encrypted), "encrypted" is the server's
+  EncryptData or a client that encrypts on its own: that is known only at the session's first
+  request, so a session that could encrypt but is not asked to is logged then (or when it
+  closes first).
+* WARNING ``logon failure for user 'x' from <peer>: <reason>`` for every refused logon, the
+  reason from the NTLM/SPNEGO acceptor ("wrong password", "NTLMv1 refused", ...) or from the
+  server's policy.
+* DEBUG: what the NTLM AUTHENTICATE carried (names, response sizes, flags).
+"""
 
 from __future__ import annotations
 
 import logging
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from .. import header as h
 from ..auth.ntlm import NtlmAcceptor, NtlmError
@@ -73,9 +88,8 @@ def handle_session_setup(req: Request):
     try:
         out = session.auth.step(token)
     except (NtlmError, SpnegoError, ValueError) as exc:
-        log.warning("%s: malformed authentication token: %s", conn.peer, exc)
-        _fail(req, session)
-        raise SmbError(STATUS_INVALID_PARAMETER) from None
+        _refuse(req, session, session.auth.ntlm.user, f"malformed authentication token ({exc})",
+                STATUS_INVALID_PARAMETER)
     out = out or b""
     if not session.auth.complete:
         req.session = session
@@ -83,44 +97,44 @@ def handle_session_setup(req: Request):
             req.on_response = session.preauth.update
         return STATUS_MORE_PROCESSING_REQUIRED, _body(0, out)
 
-    ntlm = session.auth.ntlm
-    result = ntlm.result
+    auth = session.auth
+    ntlm = auth.ntlm
+    result = auth.result
     g = server.config.globals
     reauth = session.state == VALID
+    log.debug("%s: NTLM AUTHENTICATE user %r domain %r workstation %r, LM response %d bytes, "
+              "NT response %d bytes, flags 0x%08x: %s%s", conn.peer, ntlm.user, ntlm.domain,
+              ntlm.workstation, ntlm.lm_response_length, ntlm.nt_response_length,
+              ntlm.negotiate_flags, result, f" ({auth.reason})" if auth.reason else "")
+    note = ""
     if result == "ok":
         is_guest, is_anon, user = False, False, ntlm.user
     elif result == "anonymous":
         is_guest, is_anon, user = False, True, ""
     elif result == "unknown_user" and g.map_to_guest == "bad_user":
         is_guest, is_anon, user = True, False, g.guest_account
+        note = f"unknown user {ntlm.user!r} logged on as guest (map_to_guest = bad_user); "
     else:
-        log.warning("%s: logon failure for user %r (%s)", conn.peer, ntlm.user, result)
-        _fail(req, session)
-        raise SmbError(STATUS_LOGON_FAILURE)
+        _refuse(req, session, ntlm.user, auth.reason or result)
 
+    kind = "anonymous" if is_anon else "guest"
+    if reauth and (is_guest or is_anon) and session.signer is not None:
+        # 3.3.5.5.3: re-authentication keeps the session's keys; a session that signs
+        # or encrypts cannot silently become guest or anonymous (and keeps its identity).
+        _refuse(req, session, ntlm.user, f"{kind} re-authentication of a signing session refused")
     session.auth = None
     session.user = user
     session.domain = ntlm.domain
     session.is_guest = is_guest
     session.is_anonymous = is_anon
-    if reauth:
-        # 3.3.5.5.3: re-authentication keeps the session's keys; a session that signs
-        # or encrypts cannot silently become guest or anonymous.
-        if (is_guest or is_anon) and session.signer is not None:
-            log.warning("%s: re-authentication as guest/anonymous refused", conn.peer)
-            _fail(req, session)
-            raise SmbError(STATUS_LOGON_FAILURE)
-    elif not (is_guest or is_anon):
-        _derive_session_keys(req, session, ntlm.session_key)
-    elif g.smb3_encryption == "mandatory":
-        log.warning("%s: guest/anonymous logon refused: encryption is mandatory", conn.peer)
-        _fail(req, session)
-        raise SmbError(STATUS_ACCESS_DENIED)
+    if not reauth and not (is_guest or is_anon):
+        _derive_session_keys(req, session, auth.session_key)
+    elif not reauth and g.smb3_encryption == "mandatory":
+        _refuse(req, session, ntlm.user, f"{kind} logon refused: encryption is mandatory",
+                STATUS_ACCESS_DENIED)
     if g.smb3_encryption == "mandatory" and session.encryptor is None:
-        log.warning("%s: logon refused: encryption is mandatory and the client cannot encrypt",
-                    conn.peer)
-        _fail(req, session)
-        raise SmbError(STATUS_ACCESS_DENIED)
+        _refuse(req, session, ntlm.user,
+                "encryption is mandatory and the client cannot encrypt", STATUS_ACCESS_DENIED)
     session.encrypt_data = g.smb3_encryption == "mandatory"
     session.state = VALID
     session.preauth = None
@@ -129,12 +143,60 @@ def handle_session_setup(req: Request):
     req.sign_response = session.signer is not None and (
         conn.dialect == h.SMB3_11 or session.signing_required)
     if not reauth:
-        log.info("%s: session 0x%x for %s (%s%s%s)", conn.peer, session.session_id,
-                 "anonymous" if is_anon else ("guest" if is_guest else repr(user)),
-                 h.DIALECT_NAMES.get(conn.dialect, "?"),
-                 ", signing" if session.signing_required else "",
-                 ", encryption" if session.encrypt_data else "")
+        if session.encryptor is not None and not session.encrypt_data:
+            # The client may still encrypt on its own: known at its first request.
+            session.await_first_request(lambda s: _log_session(s, note))
+        else:
+            _log_session(session, note)
     return STATUS_SUCCESS, _body(session.flags, out)
+
+
+_DIALECT_VERSIONS = {h.SMB2_02: "2.0.2", h.SMB2_10: "2.1", h.SMB3_00: "3.0",
+                     h.SMB3_02: "3.0.2", h.SMB3_11: "3.1.1"}
+# MS-SMB2 2.2.3.1.7 SigningAlgorithmId, 2.2.3.1.2 Ciphers: the names the spec gives them
+_SIGNING_NAMES = {0: "HMAC-SHA256", 1: "AES-CMAC", 2: "AES-GMAC"}
+_CIPHER_NAMES = {1: "AES-128-CCM", 2: "AES-128-GCM", 3: "AES-256-CCM", 4: "AES-256-GCM"}
+
+
+def session_line(session: Session, note: str = "") -> str:
+    """The one log line of a logon: who, from where, which dialect, signed and encrypted."""
+    conn = session.connection
+    if session.is_anonymous:
+        who = "anonymous"
+    elif session.is_guest:
+        who = f"guest {session.user!r}"
+    else:
+        who = f"user {session.user!r}"
+    dialect = _DIALECT_VERSIONS.get(session.dialect, f"0x{session.dialect:04x}")
+    if session.signing_required:
+        signed = f"signed ({_SIGNING_NAMES.get(conn.signing_algorithm, '?')})"
+    else:
+        signed = "not signed"
+    if session.encryptor is not None and (session.encrypt_data or session.client_encrypts):
+        encrypted = f"encrypted ({_CIPHER_NAMES.get(conn.cipher_id, '?')})"
+    else:
+        encrypted = "not encrypted"
+    return (f"session 0x{session.session_id:x} {who} from {conn.peer} dialect {dialect}: "
+            f"{note}{signed}, {encrypted}")
+
+
+def _log_session(session: Session, note: str = "") -> None:
+    log.info("%s", session_line(session, note))
+
+
+def _refuse(req: Request, session: Session, user: str | None, reason: str,
+            status: int = STATUS_LOGON_FAILURE) -> NoReturn:
+    """Log a refused logon (one WARNING line: user, client, reason), forget the session and
+    fail the request."""
+    if user:
+        who = f"user {user!r}"
+    elif user == "":
+        who = "anonymous"
+    else:  # the token was refused before a user name was read
+        who = "an unnamed user"
+    log.warning("logon failure for %s from %s: %s", who, req.conn.peer, reason)
+    _fail(req, session)
+    raise SmbError(status)
 
 
 def _derive_session_keys(req: Request, session: Session, gss_key: bytes | None) -> None:
@@ -178,6 +240,7 @@ def _body(flags: int, token: bytes) -> bytes:
 def close_session(server, session: Session) -> None:
     """Close every tree and open of a session and forget it (LOGOFF, disconnect)."""
     from .tree_connect import close_tree
+    session.first_request()  # a logon not yet logged (no request came): logged now
     for tree in list(session.trees.values()):
         close_tree(server, tree)
     session.connection.cancel_async(lambda work: work.session is session)
