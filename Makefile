@@ -14,16 +14,18 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	touch $@
 
+# The hints are printed by the server itself (--ready-message) once it listens: a port in use
+# gives one error line and no "Serving".  No ubusd off OpenWrt: --ubus-socket "".
 run: setup
 	@mkdir -p share/public share/private run
 	@test -f run/ksmbdpwd.db || printf 'alice\n' | \
 	  $(BIN)/ksmbd-embedded user add alice --pwddb run/ksmbdpwd.db --password-stdin
-	@echo "Serving //127.0.0.1/public (guest) and //127.0.0.1/private (user alice, password alice) on port $(PORT)."
-	@echo "Try:  smbclient -L //127.0.0.1 -p $(PORT) -N"
-	@echo "      smbclient //127.0.0.1/public -p $(PORT) -N -c ls"
-	@echo "      smbclient //127.0.0.1/private -p $(PORT) -U alice%alice"
-	@echo "Stop with Ctrl-C."
-	$(BIN)/ksmbd-embedded serve --config dev/ksmbd.uci --pwddb run/ksmbdpwd.db --port $(PORT) --ubus-socket ""  # no ubusd off OpenWrt
+	@$(BIN)/ksmbd-embedded serve --config dev/ksmbd.uci --pwddb run/ksmbdpwd.db --port $(PORT) --ubus-socket "" \
+	  --ready-message "Serving //127.0.0.1/public (guest) and //127.0.0.1/private (user alice, password alice) on port $(PORT)." \
+	  --ready-message "Try:  smbclient -L //127.0.0.1 -p $(PORT) -N" \
+	  --ready-message "      smbclient //127.0.0.1/public -p $(PORT) -N -c ls" \
+	  --ready-message "      smbclient //127.0.0.1/private -p $(PORT) -U alice%alice" \
+	  --ready-message "Stop with Ctrl-C."
 
 test-deps:
 	@scripts/install-test-deps

@@ -1,10 +1,11 @@
 """Typed, immutable server configuration built from OpenWrt's `/etc/config/ksmbd`.
 
 The schema is OpenWrt's ksmbd one (sections ``globals`` and ``share``, same option names,
-shared notes 1.3), read with ksmbd.conf(5) semantics for the defaults, plus our own
+docs/notes/openwrt-ksmbd.md 1.3), read with ksmbd.conf(5) semantics for the defaults, plus our own
 global extensions (port, listen, signing, encryption, dialect range, I/O sizes, credits,
 guest mapping) and a per-share ``smb3_encryption``.  Where OpenWrt silently skips a bad
-share, we report a ConfigError with file and line; unknown options are only warnings.
+share, we report a ConfigError with file and line (every error of the files in one go, not
+just the first); unknown options are only warnings.
 Runtime shares (``/var/run/config/ksmbd``, written by the hotplug script) come in as extra
 files whose sections are appended, like the init script's CONFIG_APPEND.
 """
@@ -28,6 +29,9 @@ __all__ = ["ConfigError", "ShareConfig", "GlobalConfig", "ServerConfig", "load_c
            "DIALECTS"]
 
 DIALECTS = ("SMB2_02", "SMB2_10", "SMB3_00", "SMB3_02", "SMB3_11")
+# Samba's floor since 4.11: SMB 2.0.2 is not SMB1, and clients that speak nothing newer
+# (embedded libraries, scan-to-folder printers, older media players) are common.
+DEFAULT_MIN_PROTOCOL = "SMB2_02"
 _TRISTATE = ("auto", "mandatory", "disabled")
 _FLAGS = {"yes": True, "1": True, "true": True, "on": True,
           "no": False, "0": False, "false": False, "off": False}
@@ -37,7 +41,12 @@ _BAD_SHARE_CHARS = set('\\/:*?"<>|[]')
 
 
 class ConfigError(Exception):
-    """A configuration error at ``filename``:``line`` (line None: the file as a whole)."""
+    """A configuration error at ``filename``:``line`` (line None: the file as a whole).
+
+    Loading reports every error it finds, not just the first: ``errors`` lists them all in
+    file and line order (a single error lists itself), ``str()`` is one
+    ``file:line: message`` line per error, and ``filename``/``line``/``message`` are the
+    first one's.  ``warnings`` are the warnings found alongside."""
 
     def __init__(self, filename: str, line: int | None, message: str) -> None:
         where = f"{filename}:{line}" if line is not None else filename
@@ -45,6 +54,19 @@ class ConfigError(Exception):
         self.filename = filename
         self.line = line
         self.message = message
+        self.errors: tuple[ConfigError, ...] = (self,)
+        self.warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def collect(cls, errors: Sequence[ConfigError], warnings: Sequence[str] = ()) -> ConfigError:
+        """One exception carrying every error of ``errors`` (at least one)."""
+        flat = [single for error in errors for single in error.errors]
+        first = flat[0]
+        exc = cls(first.filename, first.line, first.message)
+        exc.args = ("\n".join(str(single) for single in flat),)
+        exc.errors = tuple(flat)
+        exc.warnings = tuple(warnings)
+        return exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +130,7 @@ class GlobalConfig:
     listen: tuple[str, ...] = ("0.0.0.0", "::")
     server_signing: str = "auto"
     smb3_encryption: str = "auto"
-    server_min_protocol: str = "SMB2_10"
+    server_min_protocol: str = DEFAULT_MIN_PROTOCOL
     server_max_protocol: str = "SMB3_11"
     smb2_max_read: int | None = None
     smb2_max_write: int | None = None
@@ -272,11 +294,13 @@ _GLOBAL_OPTIONS: dict[str, Callable[[Any], Any]] = {
 class _Builder:
     """Turns UCI sections from one or more files into a ServerConfig."""
 
-    __slots__ = ("check_paths", "warnings", "globals", "globals_at", "shares", "seen")
+    __slots__ = ("check_paths", "warnings", "errors", "globals", "globals_at", "shares",
+                 "seen")
 
     def __init__(self, check_paths: bool) -> None:
         self.check_paths = check_paths
         self.warnings: list[str] = []
+        self.errors: list[ConfigError] = []  # every error, raised together by result()
         self.globals: dict[str, Any] = {}
         self.globals_at: tuple[str, int] | None = None
         self.shares: list[ShareConfig] = []
@@ -298,8 +322,9 @@ class _Builder:
                 continue
             try:
                 values[opt] = parse(raw)
-            except ValueError as exc:
-                raise ConfigError(filename, line, f"option {opt!r} in {where}: {exc}") from None
+            except ValueError as exc:  # reported; the other options are still checked
+                self.errors.append(ConfigError(filename, line,
+                                               f"option {opt!r} in {where}: {exc}"))
         return values
 
     def add_section(self, filename: str, sec: UciSection) -> None:
@@ -324,11 +349,11 @@ class _Builder:
             lo = values["server_min_protocol"] = "SMB2_02"
             self.warn(filename, sec.option_lines["allow_legacy_protocols"],
                       "allow_legacy_protocols: SMB1 is not supported; allowing SMB2_02")
-        if DIALECTS.index(lo or "SMB2_10") > DIALECTS.index(hi):
+        if DIALECTS.index(lo or DEFAULT_MIN_PROTOCOL) > DIALECTS.index(hi):
             opt = "server_min_protocol" if "server_min_protocol" in sec.options \
                 else "server_max_protocol"
             raise ConfigError(filename, sec.option_lines.get(opt, sec.line),
-                              f"server_min_protocol {lo or 'SMB2_10'} is above "
+                              f"server_min_protocol {lo or DEFAULT_MIN_PROTOCOL} is above "
                               f"server_max_protocol {hi}")
         self.globals = values
 
@@ -338,6 +363,8 @@ class _Builder:
         name = values.pop("name", None) or sec.name
         line_of = lambda opt: sec.option_lines.get(opt, sec.line)  # noqa: E731
         if not name:
+            if "name" in sec.options:  # a bad value, already reported
+                return
             raise ConfigError(filename, sec.line, "share section has no 'name' option")
         problem = _check_share_name(name)
         if problem:
@@ -349,6 +376,8 @@ class _Builder:
         self.seen[name.casefold()] = (filename, sec.line)
         path = values.get("path")
         if not path:
+            if "path" in sec.options:  # a bad value, already reported
+                return
             raise ConfigError(filename, sec.line, f"share {name!r} has no 'path' option")
         values["path"] = os.path.abspath(path)
         if self.check_paths and not os.path.isdir(values["path"]):
@@ -423,11 +452,26 @@ def _parse(text: str, filename: str) -> UciPackage:
 
 
 def _build(packages: list[tuple[str, UciPackage]], check_paths: bool,
-           hostname: str | None, mem_total_kb: int | None) -> ServerConfig:
+           hostname: str | None, mem_total_kb: int | None,
+           errors: Sequence[ConfigError] = (), files: Sequence[str] = ()) -> ServerConfig:
+    """Validate every section of every package; raise one ConfigError listing every error
+    (``errors`` found before, e.g. parse errors of other files, included), sorted by file
+    (the order of ``files``, then of ``packages``) and line."""
     builder = _Builder(check_paths)
+    builder.errors.extend(errors)
     for filename, pkg in packages:
         for sec in pkg.sections:
-            builder.add_section(filename, sec)
+            try:
+                builder.add_section(filename, sec)
+            except ConfigError as exc:  # this section is done; the next ones are checked
+                builder.errors.append(exc)
+    if builder.errors:
+        rank: dict[str, int] = {}
+        for name in [*files, *(f for f, _ in packages)]:
+            rank.setdefault(name, len(rank))
+        ordered = sorted(builder.errors,
+                         key=lambda e: (rank.get(e.filename, len(rank)), e.line or 0))
+        raise ConfigError.collect(ordered, builder.warnings)
     if mem_total_kb is None:
         mem_total_kb = _mem_total_kb()
     return builder.result(hostname, mem_total_kb)
@@ -446,8 +490,9 @@ def load_config(path: str | os.PathLike[str],
                 mem_total_kb: int | None = None) -> ServerConfig:
     """Load ``path`` plus the sections of each existing ``extra`` file, appended."""
     packages = []
-    for i, file in enumerate([path, *extra]):
-        filename = os.fspath(file)
+    errors: list[ConfigError] = []  # a file that cannot be parsed: the others are still checked
+    files = [os.fspath(file) for file in [path, *extra]]
+    for i, (file, filename) in enumerate(zip([path, *extra], files)):
         try:
             text = Path(file).read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -455,6 +500,10 @@ def load_config(path: str | os.PathLike[str],
                 raise ConfigError(filename, None, "config file not found") from None
             continue  # a runtime file that does not exist yet adds nothing
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(filename, None, f"cannot read config: {exc}") from None
-        packages.append((filename, _parse(text, filename)))
-    return _build(packages, check_paths, hostname, mem_total_kb)
+            errors.append(ConfigError(filename, None, f"cannot read config: {exc}"))
+            continue
+        try:
+            packages.append((filename, _parse(text, filename)))
+        except ConfigError as exc:
+            errors.append(exc)
+    return _build(packages, check_paths, hostname, mem_total_kb, errors, files)

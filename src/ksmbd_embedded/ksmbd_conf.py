@@ -2,8 +2,8 @@
 
 OpenWrt's ksmbd-server generates ``/var/etc/ksmbd/ksmbd.conf`` from UCI and makes
 ``/etc/ksmbd/ksmbd.conf`` a symlink to it; a user who replaces the symlink with a regular file
-opts out of UCI (shared notes 1.4).  ``wsdd2`` greps ``netbios name`` and ``workgroup`` out
-of that file.  This module keeps both behaviours:
+opts out of UCI (docs/notes/openwrt-ksmbd.md 1.4).  ``wsdd2`` greps ``netbios name`` and
+``workgroup`` out of that file.  This module keeps both behaviours:
 
 * ``render``/``write_generated`` turn a ServerConfig into ksmbd.conf text (atomically written);
 * ``parse``/``config_from_ksmbd_conf`` read a user's file with ksmbd-tools' rules — ``[name]``
@@ -318,16 +318,21 @@ def config_from_ksmbd_conf(text: str, filename: str = "<string>", check_paths: b
         elif key not in _NO_EFFECT and key not in _SHARE_KEYS:
             mapper.warn(line, f"unknown key {key!r} ignored")
     pkg = UciPackage("ksmbd", [globals_sec])
+    errors: list[ConfigError] = []  # every bad share is reported (with config.py's errors)
     for folded, sec in conf.shares.items():
         if folded == "ipc$":
             continue
         if "path" not in sec.values and "path" not in conf.global_.values:
-            raise ConfigError(filename, sec.line, f"share {sec.name!r} has no 'path'")
+            errors.append(ConfigError(filename, sec.line, f"share {sec.name!r} has no 'path'"))
+            continue
         for key, (_, line) in sec.values.items():
             if key not in _SHARE_KEYS and key not in _NO_EFFECT:
                 mapper.warn(line, f"unknown share key {key!r} ignored")
-        pkg.sections.append(mapper.share_options(sec, conf.global_))
-    config = _build_config([(filename, pkg)], check_paths, hostname, mem_total_kb)
+        try:
+            pkg.sections.append(mapper.share_options(sec, conf.global_))
+        except ConfigError as exc:
+            errors.append(exc)
+    config = _build_config([(filename, pkg)], check_paths, hostname, mem_total_kb, errors)
     netbios = conf.global_.get("netbios name")
     glob = config.globals
     if netbios:

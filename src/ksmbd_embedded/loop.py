@@ -34,6 +34,38 @@ POOL_IDLE_SECONDS = 2.0  # an unused pool (up to 4 max-size buffers) is freed af
 FRAME_SLACK = 64 * 1024  # headers, compounds and contexts around a max-size payload
 
 
+class StartupError(Exception):
+    """Why the server cannot start, in one line for the user (the console command prints
+    ``error: <message>`` and exits 1, no traceback)."""
+
+
+class ListenError(StartupError, OSError):
+    """A listen address that cannot be used; the message names it and says why."""
+
+
+def _endpoint(addr: str, port: int) -> str:
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+def _listen_problem(addr: str, port: int, exc: OSError) -> str:
+    """``cannot listen on ADDR:PORT: reason`` for a socket/bind/listen failure."""
+    code = exc.errno
+    if code == errno.EADDRINUSE:
+        reason = "address already in use"
+    elif code in (errno.EACCES, errno.EPERM):
+        reason = "permission denied"
+        if port < 1024:
+            reason += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+    elif code == errno.EADDRNOTAVAIL:
+        reason = "address not available on this host"
+    elif code == errno.EAFNOSUPPORT:
+        reason = "IPv6 is not available on this host"
+    else:
+        text = exc.strerror or str(exc)
+        reason = text[:1].lower() + text[1:]
+    return f"cannot listen on {_endpoint(addr, port)}: {reason}"
+
+
 class _Client:
     """Socket-side state of one connection: the bytes of a frame not complete yet, and
     unsent output. Idle, it holds no buffer (the loop's scratch buffer is shared)."""
@@ -131,27 +163,53 @@ class Loop:
         return max(cfg.max_write, cfg.max_trans, cfg.max_read) + FRAME_SLACK
 
     def _bind(self, addresses: list[str], port: int) -> None:
-        for addr in addresses:
-            family = socket.AF_INET6 if ":" in addr else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
-                sock.bind((addr, port))
-            except OSError as exc:
+        """Bind every address, then listen on all: nothing listens (or is logged as
+        listening) unless every address could be bound. A failure closes what was bound and
+        raises ListenError naming the address ("cannot listen on 127.0.0.1:445: address
+        already in use"). An IPv6 address this host lacks (IPv6 disabled) is skipped with a
+        warning as long as another address is left."""
+        bound: list[tuple[socket.socket, str]] = []
+        skipped: list[str] = []
+        try:
+            for addr in addresses:
+                family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+                try:
+                    sock = socket.socket(family, socket.SOCK_STREAM)
+                except OSError as exc:
+                    if family == socket.AF_INET6 and exc.errno == errno.EAFNOSUPPORT:
+                        skipped.append(_listen_problem(addr, port, exc))
+                        continue
+                    raise ListenError(_listen_problem(addr, port, exc)) from None
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    if family == socket.AF_INET6:
+                        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    sock.bind((addr, port))
+                except OSError as exc:
+                    sock.close()
+                    if exc.errno == errno.EADDRNOTAVAIL and family == socket.AF_INET6:
+                        skipped.append(_listen_problem(addr, port, exc))
+                        continue
+                    raise ListenError(_listen_problem(addr, port, exc)) from None
+                bound.append((sock, addr))
+            if not bound:
+                raise ListenError(skipped[0] if skipped else "no address to listen on")
+            for sock, addr in bound:
+                try:
+                    sock.listen(128)
+                except OSError as exc:
+                    raise ListenError(_listen_problem(addr, port, exc)) from None
+        except BaseException:
+            for sock, _ in bound:
                 sock.close()
-                if exc.errno == errno.EADDRNOTAVAIL and family == socket.AF_INET6:
-                    log.warning("cannot listen on [%s]:%d: %s", addr, port, exc.strerror)
-                    continue
-                raise
-            sock.listen(128)
+            raise
+        for problem in skipped:
+            log.warning("%s; skipped", problem)
+        for sock, addr in bound:
             sock.setblocking(False)
             self.sel.register(sock, READ, _Listener(sock))
             self.listeners.append(sock)
-            log.info("listening on %s", f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}")
-        if not self.listeners:
-            raise OSError("no address to listen on")
+            log.info("listening on %s", _endpoint(addr, port))
 
     def wake(self) -> None:
         try:

@@ -2,9 +2,14 @@
 
 One user per line, ``name:base64(NT hash)``, where the NT hash is MD4 of the UTF-16LE
 password (MS-NLMP 3.3.1 NTOWFv1) and the Base64 is standard and padded (24 characters).
-Names are UTF-8, 1 to 47 bytes, without ``:``; passwords are at most 128 UTF-8 bytes
-(the limits ksmbd.adduser enforces).  We also refuse control characters in names, and
-look names up case-insensitively.
+Names are UTF-8, 1 to 47 bytes, without ``:`` or control characters (bytes below 0x20 and
+0x7F); passwords are at most 128 UTF-8 bytes.  These are ksmbd-tools' rules (ksmbd.adduser
+--help: "USER must be UTF-8 and [1, 48) bytes", "cannot contain colon"; its name check also
+refuses unprintable bytes).  Spaces and commas are allowed, as there, but such a name cannot be
+listed in a share's ``users``/``write_list``/``read_list`` (see user_name_warning).  Names are
+looked up case-insensitively.
+
+New passwords come from read_new_password: two prompts at a terminal, else the lines piped in.
 """
 
 from __future__ import annotations
@@ -12,13 +17,16 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from .atomic_file import replace_file
 from .md4 import md4
 
 __all__ = ["DEFAULT_PATH", "PasswordDb", "nt_hash", "validate_user_name",
-           "validate_password"]
+           "validate_password", "user_name_warning", "read_new_password"]
 
 DEFAULT_PATH = "/etc/ksmbd/ksmbdpwd.db"
 MAX_NAME_BYTES = 47
@@ -45,6 +53,57 @@ def validate_password(password: str) -> None:
     """Raise ValueError if the password is longer than ksmbd-tools accepts."""
     if len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
         raise ValueError(f"password must be at most {MAX_PASSWORD_BYTES} bytes of UTF-8")
+
+
+def user_name_warning(name: str) -> str | None:
+    """Why a valid name may still surprise: share user lists are split at spaces and commas
+    (ksmbd's ``valid users`` too), so such a user can log on but cannot be listed."""
+    if any(c in name for c in " ,"):
+        return (f"user name {name!r} contains a space or comma: the user can log on, but "
+                "cannot be named in a share's users, write_list or read_list (their "
+                "entries are separated by spaces and commas)")
+    return None
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    """True for a terminal, and for a stdin with no file descriptor (nothing to read:
+    prompting through getpass, which uses /dev/tty, is all that is left)."""
+    try:
+        return os.isatty(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return True
+
+
+def read_new_password(prompts: tuple[str, str], ask: Callable[[str], str],
+                      stdin: TextIO | None = None) -> str:
+    """A new password, raising ValueError with a one-line reason when there is none.
+
+    At a terminal: ``ask`` (getpass.getpass) prompts twice and both must match; Ctrl-D or
+    Ctrl-C at a prompt is "no password given".  From a pipe or file: the first line is the
+    password; a second line, if one comes before the end of the input, must repeat it (the
+    confirmation that ksmbd.adduser's and smbpasswd's prompts read from a pipe), so both
+    ``echo PW | ...`` and ``printf 'PW\\nPW\\n' | ...`` work; later lines are ignored."""
+    stdin = sys.stdin if stdin is None else stdin
+    if stdin is None:
+        raise ValueError("no password given (no terminal and no standard input)")
+    if not _is_terminal(stdin):
+        first = stdin.readline()
+        if not first:
+            raise ValueError("no password given: standard input is empty")
+        password = first.rstrip("\r\n")
+        second = stdin.readline()
+        if second and second.rstrip("\r\n") != password:
+            raise ValueError("passwords do not match (lines 1 and 2 of the input differ)")
+        return password
+    try:
+        first = ask(prompts[0])
+        second = ask(prompts[1])
+    except (EOFError, KeyboardInterrupt):
+        print(file=sys.stderr)  # the prompt's line is still open
+        raise ValueError("no password given") from None
+    if first != second:
+        raise ValueError("passwords do not match")
+    return first
 
 
 class PasswordDb:

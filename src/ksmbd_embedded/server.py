@@ -77,21 +77,48 @@ class ServerState:
                  len(self.pwddb.names()))
 
 
+def _load_users(path: str) -> PasswordDb:
+    """The password database at start: a missing one is a warning (a fresh router has none
+    until the first `ksmbd.adduser`), an unreadable one a StartupError."""
+    from .loop import StartupError
+    try:
+        pwddb = PasswordDb.load(path)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise StartupError(f"cannot read the password database {path}: "
+                           f"{reason[:1].lower() + reason[1:]}") from None
+    if not os.path.exists(path):
+        log.warning("no users: %s does not exist; only guest logons", path)
+    for warning in pwddb.warnings:
+        log.warning("%s", warning)
+    return pwddb
+
+
+def _print_ready(message: str) -> None:
+    try:
+        print(message, flush=True)
+    except (OSError, ValueError):  # stdout closed: nobody to tell
+        pass
+
+
 def run_server(config_path: str, extra_paths: Sequence[str], pwddb_path: str,
                listen: list[str] | None = None, port: int | None = None,
                ubus_socket: str | None = None, user_conf: str | None = None,
-               generated_conf: str | None = None, pid_file: str | None = None) -> int:
+               generated_conf: str | None = None, pid_file: str | None = None,
+               ready_message: str | None = None) -> int:
     """Load config and users, bind, and serve until SIGTERM/SIGINT. Returns an exit code.
     `ubus_socket` overrides the config's ubus_socket ("" = no ubus object).
     `user_conf`/`generated_conf`: ksmbd.conf override and generated copy (ksmbd_conf.py);
-    `pid_file` is written once signals are handled and removed at exit."""
+    `pid_file` is written once signals are handled and removed at exit; `ready_message` is
+    printed on stdout once every address listens. Raises loop.StartupError (an address that
+    cannot be listened on, an unreadable password database) before anything listens."""
     from .ksmbd_conf import ConfigSources
     from .loop import serve_forever
     sources = ConfigSources(config_path, tuple(extra_paths), user_conf, generated_conf)
     config = sources.load()
     for warning in config.warnings:
         log.warning("%s", warning)
-    pwddb = PasswordDb.load(pwddb_path)
+    pwddb = _load_users(pwddb_path)
     state = ServerState(config, pwddb, pwddb_path, [config_path, *extra_paths])
     state.config_loader = sources.load
     if pid_file:
@@ -102,6 +129,8 @@ def run_server(config_path: str, extra_paths: Sequence[str], pwddb_path: str,
     if ubus_path:
         from .ubus.client import install as install_ubus
         install_ubus(state, ubus_path)
+    if ready_message is not None:  # the last startup hook: after the pid file and ubus
+        state.startup_hooks.append(lambda loop: _print_ready(ready_message))
     addresses = listen or list(config.globals.listen)
     return serve_forever(state, addresses, port if port is not None else config.globals.port)
 

@@ -1,7 +1,7 @@
 """UCI configuration files: parser, `uci show` and `uci export` printers.
 
-Written from the grammar as observed with the real `uci` tool (shared notes B2-B4 and the
-vectors in shared/vectors/uci).  Summary of the rules implemented here:
+Written from the grammar as observed with the real `uci` tool (docs/notes/ubus-uci-opkg.md
+B2-B4 and the vectors in tests/vectors/uci).  Summary of the rules implemented here:
 
 * Commands: ``config TYPE [NAME]``, ``option NAME VALUE``, ``list NAME VALUE`` and
   ``package NAME`` (ignored), each keyword also accepted as its first letter.
@@ -64,12 +64,15 @@ class UciPackage:
 class _Lexer:
     """Splits the text into commands (lists of tokens), tracking positions for errors."""
 
-    __slots__ = ("text", "filename", "pos")
+    __slots__ = ("text", "filename", "pos", "first_span")
 
     def __init__(self, text: str, filename: str) -> None:
         self.text = text
         self.filename = filename
         self.pos = 0
+        # (open, close) of the first quoted piece holding a raw newline: legal, but rare in
+        # config files, and what a quote left open mid-file turns into (see unterminated).
+        self.first_span: tuple[int, int] | None = None
 
     def where(self, pos: int) -> tuple[int, int]:
         """(line, byte) of ``pos`` the way uci counts: a position just past a newline
@@ -82,6 +85,23 @@ class _Lexer:
     def error(self, reason: str, pos: int) -> UciError:
         line, byte = self.where(pos)
         return UciError(self.filename, line, reason, byte)
+
+    def unterminated(self, quote: str, opened: int) -> UciError:
+        """uci's "EOF with unterminated" error, put where the mistake probably is (uci names
+        the file's last line; ``byte`` stays uci's).  A quote left open mid-file pairs with
+        the next line's opening quote, and so on to the end, so the culprit is the first
+        quoted value that ran over a line end; without one, the quote left open itself."""
+        _, byte = self.where(len(self.text))
+        line_of = lambda pos: self.text.count("\n", 0, pos) + 1  # noqa: E731
+        if self.first_span is not None and self.first_span[0] < opened:
+            start, end = self.first_span
+            return UciError(self.filename, line_of(start),
+                            f"EOF with unterminated {quote} (the quote opened on this line "
+                            f"is closed only on line {line_of(end)}: one missing here?)",
+                            byte)
+        return UciError(self.filename, line_of(opened),
+                        f"EOF with unterminated {quote} (the quote opened on this line is "
+                        "never closed)", byte)
 
     def _skip_blanks(self) -> None:
         text, n = self.text, len(self.text)
@@ -145,20 +165,28 @@ class _Lexer:
             if c == "'":
                 j = text.find("'", i + 1)
                 if j < 0:
-                    raise self.error("EOF with unterminated '", n)
+                    raise self.unterminated("'", i)
+                if self.first_span is None and text.find("\n", i + 1, j) >= 0:
+                    self.first_span = (i, j)
                 out.append(text[i + 1:j])
                 removed += 2
                 i = j + 1
             elif c == '"':
+                opened = i
+                multiline = False
                 i += 1
                 removed += 2
                 while True:
                     if i >= n:
-                        raise self.error('EOF with unterminated "', n)
+                        raise self.unterminated('"', opened)
                     c = text[i]
                     if c == '"':
+                        if multiline and self.first_span is None:
+                            self.first_span = (opened, i)
                         i += 1
                         break
+                    if c == "\n":
+                        multiline = True
                     if c == "\\" and i + 1 < n:
                         removed += 1 if text[i + 1] != "\n" else 2
                         if text[i + 1] != "\n":

@@ -84,6 +84,28 @@ def test_reload_on_sighup(tmp_path):
         assert srv.stop() == 0
 
 
+def test_missing_share_path_is_skipped_until_a_reload_finds_it(tmp_path):
+    """A USB disk not mounted yet: the server starts, serves the other shares, warns about
+    this one, and serves it after the reload the mount hotplug sends (README, Configuration)."""
+    disk = tmp_path / "mnt" / "sda1"
+    config = DEFAULT_GLOBALS + share_block("usb", disk, guest_ok="yes")
+    config += share_block("other", tmp_path, guest_ok="yes")
+    srv = start_server(tmp_path / "srv", config_text=config)
+    try:
+        assert "share 'usb': path" in srv.log() and "not served until a reload" in srv.log()
+        assert "NT_STATUS_BAD_NETWORK_NAME" in output(smbclient(srv.port, "usb", "ls", user=None))
+        assert_ok(smbclient(srv.port, "other", "ls", user=None))
+        disk.mkdir(parents=True)
+        (disk / "photo.jpg").write_bytes(b"jpeg")
+        srv.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "configuration reloaded" not in srv.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "photo.jpg" in assert_ok(smbclient(srv.port, "usb", "ls", user=None))
+    finally:
+        assert srv.stop() == 0
+
+
 def test_ipv6_listener(tmp_path):
     if not socket.has_ipv6:
         pytest.fail("this machine has no IPv6 loopback")

@@ -40,7 +40,7 @@ def test_empty_config_defaults():
                                                          ("lan",))
     assert (g.port, g.listen) == (445, ("0.0.0.0", "::"))
     assert (g.server_signing, g.smb3_encryption) == ("auto", "auto")
-    assert (g.server_min_protocol, g.server_max_protocol) == ("SMB2_10", "SMB3_11")
+    assert (g.server_min_protocol, g.server_max_protocol) == ("SMB2_02", "SMB3_11")
     assert (g.smb2_max_read, g.smb2_max_write, g.smb2_max_trans) == (None, None, None)
     assert (g.smb2_max_credits, g.map_to_guest, g.guest_account) == (8192, "bad_user",
                                                                      "nobody")

@@ -111,9 +111,12 @@ def test_negotiate_no_common_dialect(state):
     assert status_of(resp) == STATUS_NOT_SUPPORTED
 
 
-def test_negotiate_below_configured_minimum_refused(state):
+def test_negotiate_below_configured_minimum_refused(tmp_path):
+    text = CONFIG.replace("'TESTGROUP'\n", "'TESTGROUP'\n\toption server_min_protocol 'SMB2_10'\n")
+    state = ServerState(config_from_text(text.format(path=tmp_path), "test.uci"),
+                        PasswordDb.load(tmp_path / "db"))
     resp = send(new_conn(state), negotiate_request(dialects=(0x0202,)))
-    assert status_of(resp) == STATUS_NOT_SUPPORTED  # default minimum is SMB2_10
+    assert status_of(resp) == STATUS_NOT_SUPPORTED
 
 
 def test_negotiate_311_without_preauth_context(state):

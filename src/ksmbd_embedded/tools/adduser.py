@@ -3,7 +3,10 @@
     ksmbd.adduser [-v] [-V] [-h] [-P PWDDB] [-C CONF] [-a | -u | -d] [-p PWD] USER
 
 ``-a`` adds (fails if the user exists), ``-u`` updates (fails if not), ``-d`` deletes; none of
-the three adds or updates.  Without ``-p`` the password is prompted for twice.  After a change
+the three adds or updates.  Without ``-p`` the password is prompted for twice at a terminal, or
+read from a pipe (first line; a second line, if any, must repeat it), as ksmbd-tools reads two
+lines; Ctrl-D/Ctrl-C at a prompt ends with one error line.  An empty password is accepted with
+a notice, as in ksmbd-tools (``ksmbd-embedded user`` refuses it).  After a change
 the running server is told to reload (SIGHUP to the pid in ``/var/run/ksmbd.lock``); as in
 ksmbd-tools, a failed notification does not change the exit code (0 success, 1 failure).
 ``-C`` is accepted for compatibility; ksmbd-tools reads it only to protect users a share
@@ -20,7 +23,8 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..pwddb import DEFAULT_PATH, PasswordDb, nt_hash, validate_password, validate_user_name
+from ..pwddb import (DEFAULT_PATH, PasswordDb, nt_hash, read_new_password, user_name_warning,
+                     validate_password, validate_user_name)
 from .pid_file import DEFAULT_PID_FILE, read_pid
 
 __all__ = ["main", "notify_server"]
@@ -62,17 +66,27 @@ def notify_server(pid_file: str, verbose: bool = False) -> bool:
 
 def _password(args: argparse.Namespace) -> str:
     if args.password is not None:
-        return args.password
-    first = getpass.getpass("New password: ")
-    if getpass.getpass("Retype new password: ") != first:
-        raise ValueError("passwords do not match")
-    return first
+        password = args.password
+    else:
+        password = read_new_password(("New password: ", "Retype new password: "),
+                                     getpass.getpass)
+    if not password:
+        print("ksmbd.adduser: empty password given", file=sys.stderr)
+    return password
+
+
+def _reason(exc: OSError) -> str:
+    text = exc.strerror or str(exc)
+    return text[:1].lower() + text[1:]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        db = PasswordDb.load(args.pwddb)
+        try:
+            db = PasswordDb.load(args.pwddb)
+        except OSError as exc:
+            raise ValueError(f"cannot read {args.pwddb}: {_reason(exc)}") from None
         for warning in db.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         name = args.user
@@ -82,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             verb = "Deleted"
         else:
             validate_user_name(name)
+            warning = user_name_warning(name)
+            if warning:
+                print(f"warning: {warning}", file=sys.stderr)
             exists = name in db
             if args.mode == "add" and exists:
                 raise ValueError(f"user '{name}' already exists")
@@ -93,10 +110,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             validate_password(password)
             db.set(name, nt_hash(password))
             verb = "Updated" if exists else "Added"
-        db.save(args.pwddb)
-    except (ValueError, OSError) as exc:
+        directory = os.path.dirname(os.path.abspath(args.pwddb))
+        missing = not os.path.isdir(directory)
+        try:
+            db.save(args.pwddb)
+        except OSError as exc:
+            raise ValueError(f"cannot write {args.pwddb}: {_reason(exc)}") from None
+    except ValueError as exc:
         print(f"ksmbd.adduser: {exc}", file=sys.stderr)
         return 1
+    if missing:  # e.g. /etc/ksmbd before the service first ran; said, never silent
+        print(f"Created directory {directory}")
     print(f"{verb} user '{name}'")
     notify_server(args.pid_file, args.verbose)
     return 0
