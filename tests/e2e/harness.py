@@ -55,6 +55,15 @@ class ServerProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def wait_for_log(self, text: str, timeout: float = 10) -> bool:
+        """Whether `text` appears in the log within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
 
 DEFAULT_GLOBALS = """
 config globals

@@ -155,14 +155,11 @@ def test_smbclient_older_dialect_session_line(log_server):
                                         r"signed \(HMAC-SHA256\), not encrypted")
 
 
-def test_smbprotocol_encrypting_client(log_server):
-    """smbprotocol with require_encryption encrypts on its own (the server does not ask for
-    it): the session line says so."""
-    conn = Connection(uuid.uuid4(), "127.0.0.1", log_server.port, require_signing=True)
-    watch = LogWatch(log_server)
+def _smbprotocol_tree_connect(server, signing: bool, encryption: bool) -> None:
+    conn = Connection(uuid.uuid4(), "127.0.0.1", server.port, require_signing=signing)
     conn.connect(timeout=15)
     try:
-        session = Session(conn, "alice", "alice-pw", require_encryption=True,
+        session = Session(conn, "alice", "alice-pw", require_encryption=encryption,
                           auth_protocol="ntlm")
         session.connect()
         tree = TreeConnect(session, r"\\127.0.0.1\share")
@@ -170,23 +167,20 @@ def test_smbprotocol_encrypting_client(log_server):
         tree.disconnect()
     finally:
         conn.disconnect()
+
+
+def test_smbprotocol_encrypting_client(log_server):
+    """smbprotocol with require_encryption encrypts on its own (the server does not ask for
+    it): the session line says so."""
+    watch = LogWatch(log_server)
+    _smbprotocol_tree_connect(log_server, signing=True, encryption=True)
     _only(watch.auth_lines(), SESSION + rf"user 'alice' from {PEER} dialect 3\.1\.1: "
                                         rf"signed \(AES-GMAC\), encrypted \({CIPHERS}\)")
 
 
 def test_smbprotocol_plain_client(log_server):
-    conn = Connection(uuid.uuid4(), "127.0.0.1", log_server.port, require_signing=False)
     watch = LogWatch(log_server)
-    conn.connect(timeout=15)
-    try:
-        session = Session(conn, "alice", "alice-pw", require_encryption=False,
-                          auth_protocol="ntlm")
-        session.connect()
-        tree = TreeConnect(session, r"\\127.0.0.1\share")
-        tree.connect()
-        tree.disconnect()
-    finally:
-        conn.disconnect()
+    _smbprotocol_tree_connect(log_server, signing=False, encryption=False)
     _only(watch.auth_lines(), SESSION + rf"user 'alice' from {PEER} dialect 3\.1\.1: "
                                         r"not signed, not encrypted")
 

@@ -68,17 +68,13 @@ def test_reload_on_sighup(tmp_path):
         assert "NT_STATUS_BAD_NETWORK_NAME" in output(smbclient(srv.port, "two", "ls", user=None))
         config.write_text(text)
         srv.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
-        while "configuration reloaded" not in srv.log() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        assert srv.wait_for_log("configuration reloaded"), srv.log()
         assert "x.txt" in assert_ok(smbclient(srv.port, "two", "ls", user=None))
         assert "NT_STATUS_BAD_NETWORK_NAME" in output(smbclient(srv.port, "one", "ls", user=None))
         # A broken config on reload keeps the running one.
         config.write_text("config nonsense\n")
         srv.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
-        while "reload failed" not in srv.log() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        assert srv.wait_for_log("reload failed"), srv.log()
         assert "x.txt" in assert_ok(smbclient(srv.port, "two", "ls", user=None))
     finally:
         assert srv.stop() == 0
@@ -98,9 +94,7 @@ def test_missing_share_path_is_skipped_until_a_reload_finds_it(tmp_path):
         disk.mkdir(parents=True)
         (disk / "photo.jpg").write_bytes(b"jpeg")
         srv.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
-        while "configuration reloaded" not in srv.log() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        assert srv.wait_for_log("configuration reloaded"), srv.log()
         assert "photo.jpg" in assert_ok(smbclient(srv.port, "usb", "ls", user=None))
     finally:
         assert srv.stop() == 0
