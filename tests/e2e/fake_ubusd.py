@@ -1,8 +1,14 @@
 """A ubusd stand-in for tests (Debian has no ubusd): the part of ubusd's side of the
-protocol that an object owner and the `ubus call` CLI use (notes A8 (i)-(iv), (vii)):
+protocol that an object owner and the `ubus call` CLI use (docs/notes/ubus-uci-opkg.md, "notes"
+below: A8 (i)-(iv), (vii)):
 HELLO, LOOKUP, ADD_OBJECT, REMOVE_OBJECT, INVOKE forwarding with USER/GROUP, DATA/STATUS
 forwarding back to the caller, PING. It is checked against the captured ubusd bytes in
 test_ubus_fake_ubusd.py. `ubus_call` plays the CLI's side (LOOKUP, then INVOKE).
+
+ubusd's limits (notes A1), kept here on their own rather than taken from the server's code:
+a client that announces a message whose padded blob length is over UBUS_MAX_MSGLEN (1 MiB),
+or under 4, is disconnected (and its objects vanish); what a client does not read is queued,
+and a message that would take that queue past UBUS_MAX_MSGLEN is silently dropped.
 """
 
 from __future__ import annotations
@@ -18,7 +24,18 @@ from collections.abc import Iterator
 
 from ksmbd_embedded.ubus import message as m
 
-__all__ = ["FakeUbusd", "ubus_call", "UbusCallError"]
+__all__ = ["FakeUbusd", "ubus_call", "UbusCallError", "UBUS_MAX_MSGLEN"]
+
+UBUS_MAX_MSGLEN = 1048576  # ubusmsg.h; also ubusd's per-client transmit queue limit
+
+
+def _blob_length(head: bytes) -> int:
+    """The message blob's length from the first 12 bytes, as ubusd reads it; ValueError for
+    one ubusd disconnects the sender for (blob_pad_len > UBUS_MAX_MSGLEN, or raw len < 4)."""
+    raw = int.from_bytes(head[8:12], "big") & 0x00FFFFFF
+    if raw < 4 or (raw + 3) & ~3 > UBUS_MAX_MSGLEN:
+        raise ValueError(f"blob length {raw}")
+    return raw
 
 
 class _Client:
@@ -26,6 +43,8 @@ class _Client:
         self.sock = sock
         self.id = client_id
         self.buf = bytearray()
+        self.txq: list[tuple[bytearray, int]] = []  # unsent messages (bytes, blob length)
+        self.txq_len = 0  # sum of their blob lengths, as ubusd counts
 
 
 class _Object:
@@ -50,6 +69,7 @@ class FakeUbusd:
         self.clients: dict[int, _Client] = {}
         self.objects: dict[int, _Object] = {}
         self.log: list[tuple[str, m.Message]] = []  # ("in"/"out", message), for tests
+        self.dropped: list[tuple[int, str]] = []  # (client id, why), for tests
         self._sel = selectors.DefaultSelector()
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -111,23 +131,29 @@ class FakeUbusd:
 
     def _run(self) -> None:
         while not self._stop:
-            for key, _ in self._sel.select(timeout=1.0):
+            for key, events in self._sel.select(timeout=1.0):
                 if key.data == "wake":
                     continue
                 with self._lock:
                     if key.data is None:
                         self._accept()
-                    else:
-                        self._read(key.data)
+                        continue
+                    client = key.data
+                    if events & selectors.EVENT_WRITE and client.id in self.clients:
+                        self._flush(client)
+                    if events & selectors.EVENT_READ and client.id in self.clients:
+                        self._read(client)
 
     def _accept(self) -> None:
         sock, _ = self._listener.accept()
+        sock.setblocking(False)  # ubusd never waits for a client
         client = _Client(sock, self._new_id())
         self.clients[client.id] = client
         self._sel.register(sock, selectors.EVENT_READ, client)
         self._send(client, m.Message(m.UBUS_MSG_HELLO, 0, client.id))
 
-    def _drop(self, client: _Client) -> None:
+    def _drop(self, client: _Client, why: str = "closed") -> None:
+        self.dropped.append((client.id, why))
         self._sel.unregister(client.sock)
         client.sock.close()
         self.clients.pop(client.id, None)
@@ -137,6 +163,8 @@ class FakeUbusd:
     def _read(self, client: _Client) -> None:
         try:
             data = client.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
         except OSError:
             data = b""
         if not data:
@@ -145,9 +173,9 @@ class FakeUbusd:
         client.buf += data
         while len(client.buf) >= 12:
             try:
-                total = m.message_length(client.buf[:12])
-            except m.MessageError:
-                self._drop(client)  # as ubusd: a bad length ends the client
+                total = 8 + _blob_length(client.buf[:12])
+            except ValueError as exc:
+                self._drop(client, f"bad message length: {exc}")  # as ubusd
                 return
             if len(client.buf) < total:
                 return
@@ -156,13 +184,47 @@ class FakeUbusd:
             msg = m.Message.decode(raw)
             self.log.append(("in", msg))
             self._handle(client, msg)
+            if client.id not in self.clients:
+                return
 
     def _send(self, client: _Client, msg: m.Message) -> None:
+        """ubusd's ubus_msg_send: write at once what the socket takes; queue the rest, or
+        drop the whole message when the queue would pass UBUS_MAX_MSGLEN."""
         self.log.append(("out", msg))
+        raw = msg.encode()
+        blob_len = len(raw) - 8
+        if client.txq:
+            if client.txq_len + blob_len > UBUS_MAX_MSGLEN:
+                return  # silently dropped, as ubusd does
+            client.txq.append((bytearray(raw), blob_len))
+            client.txq_len += blob_len
+            return
         try:
-            client.sock.sendall(msg.encode())
+            sent = client.sock.send(raw)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
         except OSError:
-            pass
+            return  # a dead client: its hang-up is read next
+        if sent < len(raw):
+            client.txq.append((bytearray(raw[sent:]), blob_len))
+            client.txq_len += blob_len
+            self._sel.modify(client.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, client)
+
+    def _flush(self, client: _Client) -> None:
+        while client.txq:
+            data, blob_len = client.txq[0]
+            try:
+                sent = client.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            del data[:sent]
+            if data:
+                return
+            client.txq.pop(0)
+            client.txq_len -= blob_len
+        self._sel.modify(client.sock, selectors.EVENT_READ, client)
 
     def _reply(self, client: _Client, req: m.Message, msg_type: int, attrs: list) -> None:
         self._send(client, m.Message(msg_type, req.seq, req.peer, attrs))
@@ -274,7 +336,7 @@ def _read_message(sock: socket.socket) -> m.Message:
             out += chunk
         return out
     head = exactly(12)
-    return m.Message.decode(head + exactly(m.message_length(head) - 12))
+    return m.Message.decode(head + exactly(_blob_length(head) - 4))
 
 
 def ubus_call(path: str, obj: str, method: str, args: dict | None = None,

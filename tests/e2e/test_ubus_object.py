@@ -95,20 +95,26 @@ def test_read_methods_describe_a_live_client(ubus_server):
         assert re.fullmatch(r"\d+\.\d+\.\d+.*", st["version"])
 
         status, reply = call(sock, "sessions")
-        assert status == 0
+        assert status == 0 and reply["total"] == 1 and reply["offset"] == 0
         (s,) = reply["sessions"]
         assert s["user"] == "alice" and s["dialect"] == "SMB3_11"
         assert s["client"].startswith("127.0.0.1:") and s["trees"] == ["share"]
         assert s["open_count"] == 1 and s["id"] == session.session_id
+        # a cipher was agreed, but this client does not encrypt and nothing asks it to
+        assert s["negotiated_cipher"] == "AES-128-GCM" and s["encrypted"] is False
+        assert s["encrypted_shares"] == [] and s["signing_required"] is False
+        assert s["signing_algorithm"] == "AES-GMAC"
+        assert "encryption" not in s and "cipher" not in s and "signing" not in s
 
         status, reply = call(sock, "open_files")
-        assert status == 0
+        assert status == 0 and reply["total"] == 1 and reply["offset"] == 0
         (o,) = reply["open_files"]
         assert o["share"] == "share" and o["path"] == "report.txt"
         assert o["session"] == session.session_id and "write" in o["access"]
+        assert o["locks"] == [] and o["lock_count"] == 0
 
         status, reply = call(sock, "shares")
-        assert status == 0
+        assert status == 0 and reply["total"] == 3
         by_name = {x["name"]: x for x in reply["shares"]}
         assert set(by_name) == {"share", "public", "readonly"}
         assert by_name["share"]["connected"] == 1 and by_name["public"]["connected"] == 0
@@ -125,10 +131,53 @@ def test_read_methods_describe_a_live_client(ubus_server):
         conn.disconnect()
 
 
+def test_sessions_tell_a_negotiated_cipher_from_encrypted_traffic(tmp_path):
+    """`encrypted` is what the traffic is; `negotiated_cipher` only what the session could
+    use. A share that demands encryption is listed in `encrypted_shares`."""
+    sock = str(tmp_path / "ubus.sock")
+    ubusd = FakeUbusd(sock).start()
+    srv = start_server(tmp_path / "srv", extra_args=["--ubus-socket", sock], shares={
+        "share": {"read_only": "no", "users": ["alice", "bob"]},
+        "secret": {"read_only": "no", "users": ["alice", "bob"],
+                   "smb3_encryption": "mandatory"}})
+    clients = []
+    try:
+        wait_for(lambda: "ksmbd" in ubusd.object_paths(), what="registration")
+        for user, encrypt in (("alice", False), ("bob", True)):
+            conn = Connection(uuid.uuid4(), "127.0.0.1", srv.port, require_signing=False)
+            conn.connect(dialect=Dialects.SMB_3_1_1, timeout=10)
+            clients.append(conn)
+            session = Session(conn, user, f"{user}-pw", require_encryption=encrypt,
+                              auth_protocol="ntlm")
+            session.connect()
+            for name in ("share", "secret"):
+                TreeConnect(session, rf"\\127.0.0.1\{name}").connect()
+        status, reply = call(sock, "sessions")
+        assert status == 0 and reply["total"] == 2
+        by_user = {x["user"]: x for x in reply["sessions"]}
+        plain, private = by_user["alice"], by_user["bob"]
+        assert plain["negotiated_cipher"] == private["negotiated_cipher"] == "AES-128-GCM"
+        assert plain["encrypted"] is False and plain["encrypted_shares"] == ["secret"]
+        assert private["encrypted"] is True
+        assert private["encrypted_shares"] == private["trees"] == ["share", "secret"]
+    finally:
+        for conn in clients:
+            try:
+                conn.disconnect()
+            except Exception:
+                pass
+        code = srv.stop()
+        ubusd.stop()
+    assert code == 0 and "Traceback" not in srv.log(), srv.log()
+
+
 def test_user_management_over_ubus_and_smb(ubus_server):
     srv, ubusd, sock = ubus_server
     assert call(sock, "users") == (0, {"users": [{"name": "alice", "sessions": 0},
-                                                 {"name": "bob", "sessions": 0}]})
+                                                 {"name": "bob", "sessions": 0}],
+                                       "offset": 0, "total": 2})
+    assert call(sock, "users", {"offset": 1, "limit": 1}) == (
+        0, {"users": [{"name": "bob", "sessions": 0}], "offset": 1, "total": 2})
     assert call(sock, "user_add", {"name": "carol", "password": "carol-pw"}) == (0, None)
     assert PasswordDb.load(srv.root / "ksmbdpwd.db").get("carol") == nt_hash("carol-pw")
     conn, session = smb_login(srv, "carol", "carol-pw")  # logs in without a reload

@@ -134,6 +134,7 @@ class LuciBackend:
         self.acl = Acl(acl_path)
         self.store = UciStore("ksmbd", uci_path)
         self.calls: list[tuple[str, str, int]] = []
+        self.call_args: list[tuple[str, dict]] = []  # (ksmbd method, its arguments)
         self.denied: list[tuple[str, str]] = []
         self.reloads: list[tuple[int, dict | None]] = []
         self.lock = threading.Lock()
@@ -210,6 +211,7 @@ class LuciBackend:
         if obj == "uci":
             result = self.uci_call(method, args or {})
         elif self.acl.allows_ubus(obj, method):
+            self.call_args.append((method, dict(args or {})))
             status, data = ubus_call(self.ubus_socket, obj, method, args or {})
             result = [status, data] if status == 0 and data is not None else [status]
         else:

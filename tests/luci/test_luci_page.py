@@ -249,7 +249,7 @@ def test_page_shows_status_edits_config_and_manages_users(luci, tmp_path):
     f.write(b"from carol", 0)
     f.close()
     (entry,) = ubus_call(sock, "ksmbd", "sessions")[1]["sessions"]
-    assert entry["user"] == "carol" and entry["signing"] is True  # signing is mandatory now
+    assert entry["user"] == "carol" and entry["signing_required"] is True  # mandatory now
     session.disconnect()
     quiet_disconnect(conn)
     assert (shares / "media" / "hello.txt").read_bytes() == b"from carol"
@@ -299,3 +299,82 @@ def test_page_shows_status_edits_config_and_manages_users(luci, tmp_path):
     shot = tmp_path / "luci-page.png"
     page.screenshot(shot)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def open_many(tree, names, batch=100):
+    """Handles on `names`, created `batch` at a time in compound requests."""
+    conn = tree.session.connection
+    opens = []
+    for start in range(0, len(names), batch):
+        files = [Open(tree, name) for name in names[start:start + batch]]
+        pending = [f.create(ImpersonationLevel.Impersonation,
+                            FilePipePrinterAccessMask.GENERIC_READ,
+                            FileAttributes.FILE_ATTRIBUTE_NORMAL,
+                            ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE,
+                            CreateDisposition.FILE_OPEN_IF, CreateOptions.FILE_NON_DIRECTORY_FILE,
+                            send=False) for f in files]
+        requests = conn.send_compound([msg for msg, _ in pending], tree.session.session_id,
+                                      tree.tree_connect_id)
+        for (_, receive), request in zip(pending, requests):
+            receive(request)
+        opens += files
+    return opens
+
+
+def session_cells(page):
+    """The Sessions table as {user cell: [cells]}."""
+    return page.evaluate(
+        "Object.fromEntries([...document.querySelectorAll('#ksmbd-sessions tr')]"
+        ".filter(r => r.querySelector('button[data-session]'))"
+        ".map(r => [...r.querySelectorAll('td')].map(c => c.textContent))"
+        ".map(cells => [cells[0], cells]))")
+
+
+def test_status_pages_open_files_and_tells_a_negotiated_cipher_from_encryption(luci):
+    srv, backend, page, sock, shares = luci
+    conn, session = smb_login(srv.port, "alice", "alice-pw")  # could encrypt, does not
+    private = Connection(uuid.uuid4(), "127.0.0.1", srv.port, require_signing=False)
+    private.connect(dialect=Dialects.SMB_3_1_1, timeout=10)
+    try:
+        encrypting = Session(private, "bob", "bob-pw", require_encryption=True,
+                             auth_protocol="ntlm")
+        encrypting.connect()
+        # the server learns that a client encrypts unasked from its first request
+        TreeConnect(encrypting, r"\\127.0.0.1\data").connect()
+        tree = TreeConnect(session, r"\\127.0.0.1\data")
+        tree.connect()
+        (shares / "data" / "many").mkdir()
+        opens = open_many(tree, [f"many\\file-{i:04d}.txt" for i in range(520)])
+        assert len(opens) == 520
+
+        # more open files than the page reads: it pages through them, then says so
+        page.wait_for("document.querySelector('#ksmbd-open-files-more') !== null",
+                      what="the note about more open files")
+        rows = page.evaluate("document.querySelectorAll('#ksmbd-open-files button[data-open]')"
+                             ".length")
+        assert rows == 500
+        assert text_of(page, "#ksmbd-open-files-more") == "Showing the first 500 of 520."
+        asked = [args for method, args in backend.call_args if method == "open_files"]
+        assert {a.get("offset") for a in asked} >= {0, 100, 200, 300, 400}
+        assert all(a.get("limit") == 100 for a in asked)
+        assert page.evaluate("document.querySelector('#ksmbd-sessions-more')") is None
+
+        cells = wait_until(lambda: (lambda c: c if len(c) == 2 else None)(session_cells(page)),
+                           what="both sessions")
+        # Encryption column: what the traffic is, and what could have been used
+        assert cells["alice"][4] == "no (AES-128-GCM negotiated)"
+        assert cells["bob"][4] == "AES-128-GCM"
+        assert cells["alice"][3] == cells["bob"][3] == "not required"  # Signing
+        assert cells["alice"][6] == "520"  # open files of the session
+        # the server's row counts negotiated ciphers, and says that is all they are
+        status = text_of(page, "#ksmbd-status")
+        assert "Ciphers negotiated" in status and "AES-128-GCM (2)" in status
+        assert "Ciphers in use" not in status
+
+        quiet_disconnect(conn)  # the server closes them all
+        page.wait_for("document.querySelector('#ksmbd-open-files-more') === null && "
+                      "document.querySelector('#ksmbd-open-files').textContent"
+                      ".includes('No file is open.')", what="the open files to go")
+    finally:
+        quiet_disconnect(conn)
+        quiet_disconnect(private)

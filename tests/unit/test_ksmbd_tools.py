@@ -184,13 +184,21 @@ def test_control_shutdown_goes_through_the_init_script(tmp_path, hup_child):
 
 
 def test_control_list_from_ubus(tmp_path, monkeypatch, capsys):
+    """`ubus call ksmbd shares` answers a page at a time (offset, total): -l reads them all."""
     fake = tmp_path / "ubus"
-    fake.write_text("#!/bin/sh\n[ \"$*\" = 'call ksmbd shares' ] || exit 4\n"
-                    "echo '{\"shares\": [{\"name\": \"media\"}, {\"name\": \"usb\"}]}'\n")
+    fake.write_text(
+        "#!/bin/sh\n"
+        "case \"$*\" in\n"
+        "  'call ksmbd shares {\"offset\": 0}') echo '{\"shares\": [{\"name\": \"media\"}, "
+        "{\"name\": \"usb\"}], \"offset\": 0, \"total\": 3}' ;;\n"
+        "  'call ksmbd shares {\"offset\": 2}') echo '{\"shares\": [{\"name\": \"zz\"}], "
+        "\"offset\": 2, \"total\": 3}' ;;\n"
+        "  *) exit 4 ;;\n"
+        "esac\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     assert control.main(["-l"]) == 0
-    assert capsys.readouterr().out == "media\nusb\n"
+    assert capsys.readouterr().out == "media\nusb\nzz\n"
 
 
 def test_control_list_falls_back_to_the_config(tmp_path, monkeypatch, capsys):

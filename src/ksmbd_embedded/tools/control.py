@@ -114,10 +114,20 @@ def _shares_from_ubus() -> list[str] | None:
     ubus = shutil.which("ubus")
     if ubus is None:
         return None
+    names: list[str] = []
     try:
-        out = subprocess.run([ubus, "call", "ksmbd", "shares"], capture_output=True,
-                             text=True, timeout=5, check=True).stdout
-        return [str(s["name"]) for s in json.loads(out)["shares"]]
+        # The reply is paged (offset/limit, with the total): ask until every share is read,
+        # at most 1,000 calls.
+        for _ in range(1000):
+            out = subprocess.run([ubus, "call", "ksmbd", "shares",
+                                  json.dumps({"offset": len(names)})], capture_output=True,
+                                 text=True, timeout=5, check=True).stdout
+            reply = json.loads(out)
+            page = [str(s["name"]) for s in reply["shares"]]
+            names += page
+            if not page or len(names) >= int(reply.get("total", len(names))):
+                break
+        return names
     except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
         return None
 

@@ -1,4 +1,4 @@
-"""libubox blob and blobmsg TLV encoding (notes A3, A4).
+"""libubox blob and blobmsg TLV encoding (docs/notes/ubus-uci-opkg.md A3, A4).
 
 A blob attribute is one big-endian 32-bit word — bit 31 "extended", bits 30..24 the id,
 bits 23..0 the length including this header but not the padding — then the payload, padded
@@ -19,8 +19,8 @@ import struct
 from collections.abc import Iterator
 
 __all__ = [
-    "BlobError", "Int8", "Int16", "Int32", "Int64", "attr", "iter_attrs", "encode_members",
-    "decode_members", "encode_value", "pad4",
+    "BlobError", "BlobTooLong", "Int8", "Int16", "Int32", "Int64", "attr", "iter_attrs",
+    "encode_members", "decode_members", "encode_value", "pad4",
     "BLOBMSG_TYPE_UNSPEC", "BLOBMSG_TYPE_ARRAY", "BLOBMSG_TYPE_TABLE", "BLOBMSG_TYPE_STRING",
     "BLOBMSG_TYPE_INT64", "BLOBMSG_TYPE_INT32", "BLOBMSG_TYPE_INT16", "BLOBMSG_TYPE_INT8",
     "BLOBMSG_TYPE_BOOL", "BLOBMSG_TYPE_DOUBLE",
@@ -57,6 +57,14 @@ class BlobError(ValueError):
     """Malformed blob data, or a value that has no blobmsg encoding."""
 
 
+class BlobTooLong(BlobError):
+    """An attribute longer than its 24-bit length field holds (16 MiB)."""
+
+    def __init__(self, length: int) -> None:
+        super().__init__(f"blob attribute of {length} bytes is too long")
+        self.length = length
+
+
 class Int8(int):
     """An integer sent as blobmsg INT8 (libubox's BOOL type, when not 0/1)."""
 
@@ -86,7 +94,7 @@ def attr(attr_id: int, payload: bytes, extended: bool = False) -> bytes:
     """One blob attribute: header, payload, zero padding to 4 bytes."""
     raw = 4 + len(payload)
     if raw > LEN_MASK:
-        raise BlobError("blob attribute too long")
+        raise BlobTooLong(raw)
     if not 0 <= attr_id <= 0x7F:
         raise BlobError(f"blob attribute id {attr_id} out of range")
     head = (EXTENDED if extended else 0) | (attr_id << ID_SHIFT) | raw

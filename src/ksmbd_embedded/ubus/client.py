@@ -1,8 +1,14 @@
-"""The connection to ubusd, driven by the server's own loop (notes A8 (i), (ii), (iv), A11).
+"""The connection to ubusd, driven by the server's own loop (docs/notes/ubus-uci-opkg.md, "notes"
+below: A8 (i), (ii), (iv), A11).
 
 Connect to the unix socket, read HELLO, send ADD_OBJECT {OBJPATH, SIGNATURE}, take the
 object id from the DATA reply and wait for STATUS 0; then answer each INVOKE with an optional
 DATA {OBJID, DATA} and one STATUS {STATUS, OBJID}, both with the INVOKE's seq and peer.
+
+A reply that cannot go out as it is (over ubusd's 1 MiB message limit, not encodable, or more
+than the output buffer still takes) is answered with DATA {"error"} and an error STATUS
+instead: ubusd would disconnect us for an oversized message, and the caller would wait out
+its timeout.
 
 Nothing here blocks: the socket is non-blocking, reads come through `loop.add_reader`, and
 output that the socket does not take at once stays in a bounded buffer retried by a timer.
@@ -18,11 +24,12 @@ from collections.abc import Callable
 
 from .blob import BlobError
 from .message import (
-    UBUS_ATTR_DATA, UBUS_ATTR_NO_REPLY, UBUS_ATTR_OBJID, UBUS_ATTR_OBJPATH, UBUS_ATTR_OBJTYPE,
-    UBUS_ATTR_METHOD, UBUS_ATTR_SIGNATURE, UBUS_ATTR_STATUS, UBUS_MSG_ADD_OBJECT,
-    UBUS_MSG_DATA, UBUS_MSG_HELLO, UBUS_MSG_INVOKE, UBUS_MSG_STATUS,
-    UBUS_STATUS_INVALID_ARGUMENT, UBUS_STATUS_METHOD_NOT_FOUND, UBUS_STATUS_NOT_FOUND,
-    UBUS_STATUS_UNKNOWN_ERROR, Message, MessageError, RawAttr, message_length,
+    MAX_BLOB_LEN, UBUS_ATTR_DATA, UBUS_ATTR_NO_REPLY, UBUS_ATTR_OBJID, UBUS_ATTR_OBJPATH,
+    UBUS_ATTR_OBJTYPE, UBUS_ATTR_METHOD, UBUS_ATTR_SIGNATURE, UBUS_ATTR_STATUS,
+    UBUS_MSG_ADD_OBJECT, UBUS_MSG_DATA, UBUS_MSG_HELLO, UBUS_MSG_INVOKE, UBUS_MSG_STATUS,
+    UBUS_STATUS_INVALID_ARGUMENT, UBUS_STATUS_METHOD_NOT_FOUND, UBUS_STATUS_NO_MEMORY,
+    UBUS_STATUS_NOT_FOUND, UBUS_STATUS_NOT_SUPPORTED, UBUS_STATUS_UNKNOWN_ERROR, Message,
+    MessageError, MessageTooLarge, RawAttr, message_length,
 )
 
 log = logging.getLogger("ksmbd.ubus")
@@ -30,7 +37,7 @@ log = logging.getLogger("ksmbd.ubus")
 __all__ = ["DEFAULT_SOCKET", "UbusClient", "install", "add_object_message", "reply_messages"]
 
 DEFAULT_SOCKET = "/var/run/ubus/ubus.sock"
-MAX_OUTPUT = 1024 * 1024  # ubusd's own per-client queue limit
+MAX_OUTPUT = 2 * MAX_BLOB_LEN  # unsent bytes kept: two of the largest messages ubusd takes
 RETRY_MIN = 0.5
 RETRY_MAX = 10.0
 HANDSHAKE_TIMEOUT = 5.0
@@ -234,14 +241,32 @@ class UbusClient:
             status, reply = self.handler(method, data)
         if msg.get(UBUS_ATTR_NO_REPLY):
             return
+        for raw in self._encode_reply(msg, method, status, reply):
+            self._send_raw(raw)
+
+    def _encode_reply(self, msg: Message, method: str, status: int,
+                      reply: dict | None) -> list[bytes]:
+        """The reply's messages, or an error answer in their place: never a message ubusd
+        would drop us for (over 1 MiB), nor more than the output buffer still takes."""
         try:
             out = [m.encode() for m in reply_messages(msg, self.object_id, status, reply)]
-        except (BlobError, MessageError, AttributeError, TypeError) as exc:
+        except MessageTooLarge as exc:  # the methods page their lists: a bug if it happens
+            log.error("reply of %s not sent: %s", method, exc)
+            status, reply = UBUS_STATUS_NOT_SUPPORTED, {
+                "error": f"the reply ({exc.blob_len} bytes) is larger than a ubus message "
+                         f"may be ({MAX_BLOB_LEN} bytes); ask for fewer entries (limit)"}
+        except (BlobError, MessageError, AttributeError, TypeError, ValueError) as exc:
             log.error("cannot encode the reply of %s: %s", method, exc)
-            out = [m.encode() for m in reply_messages(msg, self.object_id,
-                                                      UBUS_STATUS_UNKNOWN_ERROR, None)]
-        for raw in out:
-            self._send_raw(raw)
+            why = str(exc)[:200].encode("utf-8", "backslashreplace").decode("utf-8")
+            status, reply = UBUS_STATUS_UNKNOWN_ERROR, {"error": f"cannot encode the reply: {why}"}
+        else:
+            if len(self._out) + sum(map(len, out)) <= MAX_OUTPUT:
+                return out
+            log.warning("reply of %s not sent: ubusd has not read %d bytes yet", method,
+                        len(self._out))
+            status, reply = UBUS_STATUS_NO_MEMORY, {
+                "error": "the server's output to ubusd is full, try again"}
+        return [m.encode() for m in reply_messages(msg, self.object_id, status, reply)]
 
     # -- output -----------------------------------------------------------------------------
 

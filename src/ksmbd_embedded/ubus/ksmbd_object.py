@@ -7,20 +7,35 @@ announces (method -> {argument: blobmsg type}). The wire side lives in `client.p
 
 Numbers: ids, counts and byte totals are integers; 64-bit values above 2**53 (byte-range
 lock ends near 2**64) are given as decimal strings, because JavaScript numbers lose them.
+
+Size: ubusd drops a client that sends a message over 1 MiB (UBUS_MAX_MSGLEN), so every list
+that grows with the server's state is paged: `sessions`, `open_files`, `shares` and `users`
+take `offset` (default 0) and `limit` (default DEFAULT_LIMIT) and answer
+``{<list>: [...], "offset": offset, "total": entries in all}``. A page also ends before its
+encoded entries would pass PAGE_BUDGET (a quarter of the limit), whatever `limit` asks for,
+so a page may hold fewer entries than asked: the next one starts at offset + len(list). One
+entry is bounded on its own, well under the limit (names and paths come from 16-bit length
+fields, so at most ~200 KiB of UTF-8 in a session's names and 96 KiB in a path; share names
+are at most 63 bytes, a session has at most 1,024 trees, and an open's lock list is cut at
+MAX_LOCKS), so any page fits, even with worst-case paths.
+Entries are in creation order (sessions, opens) or configuration order (shares, users);
+one that goes away between two calls shifts the later ones back by one.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import __version__
 from ..header import DIALECT_NAMES
 from ..pwddb import PasswordDb, nt_hash, validate_password, validate_user_name
 from ..session import VALID
-from .blob import BLOBMSG_TYPE_INT32, BLOBMSG_TYPE_INT64, BLOBMSG_TYPE_STRING
+from .blob import BLOBMSG_TYPE_INT32, BLOBMSG_TYPE_INT64, BLOBMSG_TYPE_STRING, encode_value
 from .message import (
     UBUS_STATUS_INVALID_ARGUMENT, UBUS_STATUS_METHOD_NOT_FOUND, UBUS_STATUS_NOT_FOUND,
     UBUS_STATUS_NOT_SUPPORTED, UBUS_STATUS_OK, UBUS_STATUS_SYSTEM_ERROR,
@@ -34,6 +49,11 @@ __all__ = ["KsmbdObject"]
 _CIPHER_NAMES = {1: "AES-128-CCM", 2: "AES-128-GCM", 3: "AES-256-CCM", 4: "AES-256-GCM"}
 _SIGNING_NAMES = {0: "HMAC-SHA256", 1: "AES-CMAC", 2: "AES-GMAC"}
 _JS_SAFE = 2**53
+
+DEFAULT_LIMIT = 100  # entries per page when the caller does not say
+PAGE_BUDGET = 256 * 1024  # encoded bytes of one page's entries: a quarter of UBUS_MAX_MSGLEN
+MAX_LOCKS = 32  # byte-range locks listed per open (`lock_count` has them all)
+_PAGED = {"offset": BLOBMSG_TYPE_INT32, "limit": BLOBMSG_TYPE_INT32}
 
 # Access mask bits (MS-DTYP 2.4.3) shown by name in open_files.
 _ACCESS_BITS = (
@@ -58,18 +78,28 @@ def _flags(value: int, table: tuple) -> list[str]:
     return [name for bit, name in table if value & bit]
 
 
+def _text(value: str) -> str:
+    """A string as valid UTF-8 can carry it: names from the network may hold lone
+    surrogates (NTLM names are decoded with surrogatepass), shown escaped (\\udc80)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
 class KsmbdObject:
     """The `ksmbd` object's methods over a ServerState."""
 
     SIGNATURES: dict[str, dict[str, int]] = {
         "status": {},
-        "sessions": {},
-        "open_files": {},
-        "shares": {},
+        "sessions": _PAGED,
+        "open_files": _PAGED,
+        "shares": _PAGED,
         "disconnect": {"session": BLOBMSG_TYPE_INT64},
         "close_file": {"id": BLOBMSG_TYPE_INT32},
         "reload": {},
-        "users": {},
+        "users": _PAGED,
         "user_add": {"name": BLOBMSG_TYPE_STRING, "password": BLOBMSG_TYPE_STRING},
         "user_del": {"name": BLOBMSG_TYPE_STRING},
         "user_passwd": {"name": BLOBMSG_TYPE_STRING, "password": BLOBMSG_TYPE_STRING},
@@ -118,6 +148,33 @@ class KsmbdObject:
                 pass
         raise _BadArgs(f"'{key}' must be an integer")
 
+    def _count(self, args: dict, key: str, default: int, minimum: int) -> int:
+        if args.get(key) is None:
+            return default
+        value = self._integer(args, key)
+        if value < minimum:
+            raise _BadArgs(f"'{key}' must be at least {minimum}")
+        return value
+
+    def _page(self, args: dict, key: str, items: Iterable, total: int,
+              entry: Callable[[Any], dict]) -> tuple[int, dict]:
+        """One page of a list: `limit` entries from `offset` at most, and no more than
+        PAGE_BUDGET bytes of them once encoded (but at least one, so paging moves on)."""
+        offset = self._count(args, "offset", 0, 0)
+        limit = self._count(args, "limit", DEFAULT_LIMIT, 1)
+        out: list[dict] = []
+        used = 0
+        for item in itertools.islice(items, offset, None):
+            if len(out) >= limit:
+                break
+            value = entry(item)
+            size = len(encode_value("", value))
+            if out and used + size > PAGE_BUDGET:
+                break
+            out.append(value)
+            used += size
+        return UBUS_STATUS_OK, {key: out, "offset": offset, "total": total}
+
     # -- read methods -----------------------------------------------------------------------
 
     def _m_status(self, args: dict) -> tuple[int, dict]:
@@ -143,7 +200,7 @@ class KsmbdObject:
             "bytes_read": _u64(st.bytes_read),
             "bytes_written": _u64(st.bytes_written),
             "dialects": dialects,
-            "ciphers": ciphers,
+            "negotiated_ciphers": ciphers,  # per connection; sessions says which encrypt
             "shares": len(st.config.shares),
             "users": len(st.pwddb),
         }
@@ -166,54 +223,65 @@ class KsmbdObject:
         for op in st.opens.by_id.values():
             sid = op.session.session_id
             opens_per[sid] = opens_per.get(sid, 0) + 1
-        out = []
-        for s in st.sessions.values():
+
+        def entry(s) -> dict:
             conn = s.connection
-            out.append({
+            trees = list(s.trees.values())
+            # Encrypted: the server demands it (EncryptData), or the client encrypts on its
+            # own (Session.client_encrypts, noted at its first request after the logon).
+            encrypted = s.encryptor is not None and bool(
+                s.encrypt_data or s.client_encrypts)
+            return {
                 "id": s.session_id,
-                "user": s.user,
-                "domain": s.domain,
+                "user": _text(s.user),
+                "domain": _text(s.domain),
                 "guest": bool(s.is_guest),
                 "anonymous": bool(s.is_anonymous),
                 "state": s.state,
                 "client": conn.peer,
                 "dialect": DIALECT_NAMES.get(conn.dialect, ""),
-                "signing": bool(s.signing_required),
+                "signing_required": bool(s.signing_required),
                 "signing_algorithm": _SIGNING_NAMES.get(conn.signing_algorithm, "")
                 if s.signer is not None else "",
-                "encryption": bool(s.encrypt_data or any(t.encrypt_data
-                                                         for t in s.trees.values())),
-                "cipher": _CIPHER_NAMES.get(conn.cipher_id, "") if s.encryptor else "",
-                "trees": [t.share_name for t in s.trees.values()],
+                "negotiated_cipher": _CIPHER_NAMES.get(conn.cipher_id, "")
+                if s.encryptor is not None else "",
+                "encrypted": encrypted,
+                "encrypted_shares": [t.share_name for t in trees
+                                     if encrypted or t.encrypt_data],
+                "trees": [t.share_name for t in trees],
                 "open_count": opens_per.get(s.session_id, 0),
                 "idle": int(max(0.0, now - s.idle_since)),
                 "connected": int(max(0.0, now - s.created)),
                 "bytes_read": _u64(s.bytes_read),
                 "bytes_written": _u64(s.bytes_written),
-            })
-        return UBUS_STATUS_OK, {"sessions": out}
+            }
+
+        return self._page(args, "sessions", st.sessions.values(), len(st.sessions), entry)
 
     def _m_open_files(self, args: dict) -> tuple[int, dict]:
         from ..fs import byte_locks
         st = self.state
-        out = []
-        for op in st.opens.by_id.values():
-            locks = [{"offset": _u64(o), "length": _u64(n), "exclusive": ex}
-                     for o, n, ex in byte_locks.locks_of(st, op)]
-            out.append({
+
+        def entry(op) -> dict:
+            held = byte_locks.locks_of(st, op)
+            return {
                 "id": op.volatile_id,
                 "share": op.tree.share_name,
-                "path": op.name.replace("\\", "/"),
+                "path": _text(op.name.replace("\\", "/")),
                 "directory": bool(op.is_dir),
                 "session": op.session.session_id,
-                "user": op.session.user,
+                "user": _text(op.session.user),
                 "client": op.session.connection.peer,
                 "access": _flags(op.granted_access, _ACCESS_BITS),
                 "share_access": _flags(op.share_access, _SHARE_BITS),
                 "delete_on_close": bool(op.delete_on_close),
-                "locks": locks,
-            })
-        return UBUS_STATUS_OK, {"open_files": out}
+                "lock_count": len(held),
+                "locks": [{"offset": _u64(o), "length": _u64(n), "exclusive": ex}
+                          for o, n, ex in held[:MAX_LOCKS]],
+            }
+
+        return self._page(args, "open_files", st.opens.by_id.values(), len(st.opens.by_id),
+                          entry)
 
     def _m_shares(self, args: dict) -> tuple[int, dict]:
         from ..fs.fs_caps import caps_for
@@ -223,10 +291,10 @@ class KsmbdObject:
             for t in s.trees.values():
                 key = t.share_name.casefold()
                 connected[key] = connected.get(key, 0) + 1
-        out = []
-        for share in st.config.shares:
+
+        def entry(share) -> dict:
             root = st.share_roots.get(share.name.lower(), os.path.realpath(share.path))
-            entry: dict[str, Any] = {
+            out: dict[str, Any] = {
                 "name": share.name, "path": share.path, "comment": share.comment,
                 "read_only": bool(share.read_only), "guest_ok": bool(share.guest_ok),
                 "browseable": bool(share.browseable),
@@ -235,23 +303,25 @@ class KsmbdObject:
             try:
                 vfs = os.statvfs(root)
             except OSError as exc:
-                entry.update(available=False, error=exc.strerror or str(exc), fs_type="",
-                             total=0, free=0)
+                out.update(available=False, error=exc.strerror or str(exc), fs_type="",
+                           total=0, free=0)
             else:
-                entry.update(available=True, fs_type=caps_for(root).fs_type,
-                             total=_u64(vfs.f_blocks * vfs.f_frsize),
-                             free=_u64(vfs.f_bavail * vfs.f_frsize))
-            out.append(entry)
-        return UBUS_STATUS_OK, {"shares": out}
+                out.update(available=True, fs_type=caps_for(root).fs_type,
+                           total=_u64(vfs.f_blocks * vfs.f_frsize),
+                           free=_u64(vfs.f_bavail * vfs.f_frsize))
+            return out
+
+        shares = st.config.shares
+        return self._page(args, "shares", shares, len(shares), entry)
 
     def _m_users(self, args: dict) -> tuple[int, dict]:
         per_user: dict[str, int] = {}
         for s in self.state.sessions.values():
             if s.state == VALID and s.user and not s.is_guest and not s.is_anonymous:
                 per_user[s.user.casefold()] = per_user.get(s.user.casefold(), 0) + 1
-        return UBUS_STATUS_OK, {"users": [
-            {"name": name, "sessions": per_user.get(name.casefold(), 0)}
-            for name in self.state.pwddb.names()]}
+        names = self.state.pwddb.names()
+        return self._page(args, "users", names, len(names), lambda name: {
+            "name": name, "sessions": per_user.get(name.casefold(), 0)})
 
     # -- actions ----------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """ubus messages: the 8-byte header, message types, top-level attributes, status codes
-(notes A2, A5-A7).
+(docs/notes/ubus-uci-opkg.md A2, A5-A7; "notes" below).
 
 A message is ``version(1) type(1) seq(2, BE) peer(4, BE)`` followed by exactly one blob
 attribute (id 0) holding the top-level attributes. `Message.decode` keeps the attributes in
@@ -12,9 +12,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from .blob import BlobError, attr, decode_members, encode_members, iter_attrs
+from .blob import BlobError, BlobTooLong, attr, decode_members, encode_members, iter_attrs
 
-__all__ = ["Message", "MessageError", "RawAttr", "message_length"]
+__all__ = ["Message", "MessageError", "MessageTooLarge", "RawAttr", "message_length"]
 
 # Message types (A5)
 UBUS_MSG_HELLO = 0
@@ -80,6 +80,15 @@ _U32 = struct.Struct(">I")
 
 class MessageError(ValueError):
     """Bytes that are not a ubus message."""
+
+
+class MessageTooLarge(MessageError):
+    """A message whose blob would exceed UBUS_MAX_MSGLEN: ubusd disconnects a client that
+    sends one (notes A1), so `Message.encode` refuses to build it."""
+
+    def __init__(self, blob_len: int) -> None:
+        super().__init__(f"a {blob_len}-byte message is over ubus's limit of {MAX_BLOB_LEN}")
+        self.blob_len = blob_len
 
 
 @dataclass(frozen=True)
@@ -165,7 +174,13 @@ class Message:
         return found
 
     def encode(self) -> bytes:
-        body = b"".join(_encode_attr(aid, value) for aid, value in self.attrs)
+        """The wire bytes; MessageTooLarge when ubusd would not take them (blob > 1 MiB)."""
+        try:
+            body = b"".join(_encode_attr(aid, value) for aid, value in self.attrs)
+        except BlobTooLong as exc:
+            raise MessageTooLarge(4 + exc.length) from None
+        if 4 + len(body) > MAX_BLOB_LEN:  # body is a list of padded attributes: 4-aligned
+            raise MessageTooLarge(4 + len(body))
         return HEADER.pack(self.version, self.type, self.seq & 0xFFFF,
                            self.peer & 0xFFFFFFFF) + attr(0, body)
 

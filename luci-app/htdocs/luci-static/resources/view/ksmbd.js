@@ -20,10 +20,10 @@
  */
 
 var callStatus = rpc.declare({ object: 'ksmbd', method: 'status', expect: { '': {} } });
-var callSessions = rpc.declare({ object: 'ksmbd', method: 'sessions', expect: { sessions: [] } });
-var callOpenFiles = rpc.declare({ object: 'ksmbd', method: 'open_files', expect: { open_files: [] } });
-var callShares = rpc.declare({ object: 'ksmbd', method: 'shares', expect: { shares: [] } });
-var callUsers = rpc.declare({ object: 'ksmbd', method: 'users', expect: { users: [] } });
+var callSessions = rpc.declare({ object: 'ksmbd', method: 'sessions', params: [ 'offset', 'limit' ], expect: { '': {} } });
+var callOpenFiles = rpc.declare({ object: 'ksmbd', method: 'open_files', params: [ 'offset', 'limit' ], expect: { '': {} } });
+var callShares = rpc.declare({ object: 'ksmbd', method: 'shares', params: [ 'offset', 'limit' ], expect: { '': {} } });
+var callUsers = rpc.declare({ object: 'ksmbd', method: 'users', params: [ 'offset', 'limit' ], expect: { '': {} } });
 var callDisconnect = rpc.declare({ object: 'ksmbd', method: 'disconnect', params: [ 'session' ], reject: true });
 var callCloseFile = rpc.declare({ object: 'ksmbd', method: 'close_file', params: [ 'id' ], reject: true });
 var callReload = rpc.declare({ object: 'ksmbd', method: 'reload', reject: true });
@@ -84,6 +84,63 @@ function renderTable(id, headers, rows, emptyText) {
 	].concat(body));
 }
 
+/*
+ * Sessions, open files, shares and users come in pages ({ <list>, offset, total }): the
+ * server keeps every ubus reply far below ubusd's 1 MiB message limit, so a page may hold
+ * fewer entries than asked for. Read up to MAX_ROWS of a list: { items: [...], total: N }.
+ */
+var PAGE_SIZE = 100, MAX_ROWS = 500;
+
+function fetchList(call, key) {
+	var items = [];
+	var next = function(offset) {
+		return L.resolveDefault(call(offset, PAGE_SIZE), {}).then(function(reply) {
+			var page = (reply && Array.isArray(reply[key])) ? reply[key] : [],
+			    total = Math.max(Number(reply && reply.total) || 0, items.length + page.length);
+			items = items.concat(page.slice(0, MAX_ROWS - items.length));
+			if (page.length && items.length < total && items.length < MAX_ROWS)
+				return next(offset + page.length);
+			return { items: items, total: total };
+		});
+	};
+	return next(0);
+}
+
+function fetchLists() {
+	return Promise.all([
+		fetchList(callSessions, 'sessions'),
+		fetchList(callOpenFiles, 'open_files'),
+		fetchList(callShares, 'shares'),
+		fetchList(callUsers, 'users')
+	]);
+}
+
+/* The table of a list, and below it a line when only its first MAX_ROWS are shown. */
+function renderList(id, headers, list, rowFn, emptyText) {
+	var table = renderTable(id, headers, list.items.map(rowFn), emptyText);
+	if (list.items.length >= list.total)
+		return [ table ];
+	return [ table, E('p', { 'class': 'cbi-section-descr', 'id': id + '-more' }, [
+		_('Showing the first %d of %d.').format(list.items.length, list.total)
+	]) ];
+}
+
+/* Signing and encryption as they are: what the session must do, what it could use. */
+function signingText(s) {
+	if (s.signing_required)
+		return s.signing_algorithm || _('required');
+	return _('not required');
+}
+
+function encryptionText(s) {
+	var cipher = s.negotiated_cipher, shares = s.encrypted_shares || [];
+	if (s.encrypted)
+		return cipher || _('yes');
+	if (shares.length)
+		return _('%s on %s').format(cipher || _('yes'), shares.join(', '));
+	return cipher ? _('no (%s negotiated)').format(cipher) : _('no');
+}
+
 function notifyError(what, err) {
 	ui.addNotification(null, E('p', [ '%s: %s'.format(what, err && err.message ? err.message : String(err)) ]), 'error');
 }
@@ -100,12 +157,11 @@ return view.extend({
 	load: function() {
 		return Promise.all([
 			L.resolveDefault(callStatus(), {}),
-			L.resolveDefault(callSessions(), []),
-			L.resolveDefault(callOpenFiles(), []),
-			L.resolveDefault(callShares(), []),
-			L.resolveDefault(callUsers(), []),
+			fetchLists(),
 			uci.load('ksmbd')
-		]);
+		]).then(function(data) {
+			return [ data[0] ].concat(data[1], [ data[2] ]);
+		});
 	},
 
 	/* -- Status -------------------------------------------------------------------- */
@@ -120,24 +176,23 @@ return view.extend({
 			  '%d / %d / %d'.format(status.connections || 0, status.sessions || 0, status.opens || 0) ],
 			[ _('Read / written'), '%s / %s'.format(fmtSize(status.bytes_read), fmtSize(status.bytes_written)) ],
 			[ _('Dialects in use'), counts(status.dialects) ],
-			[ _('Ciphers in use'), counts(status.ciphers) ]
+			[ _('Ciphers negotiated'), counts(status.negotiated_ciphers) ]
 		], '') : E('p', { 'class': 'alert-message warning' }, [
 			_('The SMB server is not running or not reachable over ubus.')
 		]);
 
-		var shareRows = shares.map(function(sh) {
+		var shareRow = function(sh) {
 			return [
 				sh.name, sh.path, sh.available ? (sh.fs_type || '?') : _('unavailable: %s').format(sh.error || '?'),
 				sh.available ? '%s / %s'.format(fmtSize(sh.free), fmtSize(sh.total)) : '-',
 				String(sh.connected || 0)
 			];
-		});
+		};
 
-		var sessionRows = sessions.map(L.bind(function(s) {
+		var sessionRow = L.bind(function(s) {
 			return [
 				sessionUser(s), s.client || '-', s.dialect || '-',
-				s.signing ? (s.signing_algorithm || _('yes')) : _('no'),
-				s.encryption ? (s.cipher || _('yes')) : _('no'),
+				signingText(s), encryptionText(s),
 				(s.trees || []).join(', ') || '-', String(s.open_count || 0), fmtDuration(s.idle),
 				E('button', {
 					'class': 'cbi-button cbi-button-remove',
@@ -145,45 +200,44 @@ return view.extend({
 					'click': ui.createHandlerFn(this, 'handleDisconnect', s.id)
 				}, [ _('Disconnect') ])
 			];
-		}, this));
+		}, this);
 
-		var fileRows = openFiles.map(L.bind(function(f) {
+		var fileRow = L.bind(function(f) {
 			return [
 				f.share, f.path || '\\', f.user || '-', f.client || '-',
 				(f.access || []).join(', ') || '-',
-				String((f.locks || []).length),
+				String(f.lock_count != null ? f.lock_count : (f.locks || []).length),
 				E('button', {
 					'class': 'cbi-button cbi-button-remove',
 					'data-open': String(f.id),
 					'click': ui.createHandlerFn(this, 'handleCloseFile', f.id)
 				}, [ _('Close') ])
 			];
-		}, this));
+		}, this);
 
 		return [
 			summary,
-			E('h4', {}, [ _('Shares') ]),
-			renderTable('ksmbd-shares', [ _('Name'), _('Path'), _('File system'), _('Free / total'), _('Connected') ],
-				shareRows, _('No shares are being served.')),
-			E('h4', {}, [ _('Sessions') ]),
-			renderTable('ksmbd-sessions', [ _('User'), _('Client'), _('Dialect'), _('Signing'), _('Encryption'),
-				_('Shares'), _('Open files'), _('Idle'), '' ], sessionRows, _('No client is connected.')),
-			E('h4', {}, [ _('Open files') ]),
-			renderTable('ksmbd-open-files', [ _('Share'), _('Path'), _('User'), _('Client'), _('Access'),
-				_('Locks'), '' ], fileRows, _('No file is open.'))
-		];
+			E('h4', {}, [ _('Shares') ])
+		].concat(
+			renderList('ksmbd-shares', [ _('Name'), _('Path'), _('File system'), _('Free / total'), _('Connected') ],
+				shares, shareRow, _('No shares are being served.')),
+			[ E('h4', {}, [ _('Sessions') ]) ],
+			renderList('ksmbd-sessions', [ _('User'), _('Client'), _('Dialect'), _('Signing'), _('Encryption'),
+				_('Shares'), _('Open files'), _('Idle'), '' ], sessions, sessionRow, _('No client is connected.')),
+			[ E('h4', {}, [ _('Open files') ]) ],
+			renderList('ksmbd-open-files', [ _('Share'), _('Path'), _('User'), _('Client'), _('Access'),
+				_('Locks'), '' ], openFiles, fileRow, _('No file is open.'))
+		);
 	},
 
 	refresh: function() {
 		return Promise.all([
 			L.resolveDefault(callStatus(), {}),
-			L.resolveDefault(callSessions(), []),
-			L.resolveDefault(callOpenFiles(), []),
-			L.resolveDefault(callShares(), []),
-			L.resolveDefault(callUsers(), [])
+			fetchLists()
 		]).then(L.bind(function(data) {
-			dom.content(this.statusNode, this.renderStatus(data[0], data[1], data[2], data[3]));
-			dom.content(this.usersNode, this.renderUsers(data[4]));
+			var lists = data[1];
+			dom.content(this.statusNode, this.renderStatus(data[0], lists[0], lists[1], lists[2]));
+			dom.content(this.usersNode, this.renderUsers(lists[3]));
 		}, this));
 	},
 
@@ -208,7 +262,7 @@ return view.extend({
 	/* -- Users --------------------------------------------------------------------- */
 
 	renderUsers: function(users) {
-		return renderTable('ksmbd-users', [ _('User'), _('Sessions'), '' ], users.map(L.bind(function(u) {
+		return renderList('ksmbd-users', [ _('User'), _('Sessions'), '' ], users, L.bind(function(u) {
 			return [
 				u.name, String(u.sessions || 0),
 				E('span', {}, [
@@ -225,7 +279,7 @@ return view.extend({
 					}, [ _('Delete') ])
 				])
 			];
-		}, this)), _('No users yet: add one below.'));
+		}, this), _('No users yet: add one below.'));
 	},
 
 	passwordFields: function(prefix) {
@@ -350,7 +404,7 @@ return view.extend({
 		o.placeholder = 'Ksmbd on OpenWrt';
 
 		o = s.taboption('general', form.Flag, 'allow_legacy_protocols', _('Allow legacy (insecure) protocols/authentication.'),
-			_('Allow SMB 2.0.2 for old clients. SMB1 and LANMAN/NTLMv1 are never offered by this server.'));
+			_('Kept for compatibility with the old ksmbd package, where it enabled SMB1. This server never offers SMB1 or LANMAN/NTLMv1; SMB 2.0.2 is allowed unless the minimum protocol is raised.'));
 
 		o = s.taboption('general', form.Flag, 'allow_guest_ipc', _('Allow guest on IPC$'),
 			_('Let guests list the shares; a share that does not set "Allow guests" inherits it.'));
@@ -369,9 +423,10 @@ return view.extend({
 		o.value('disabled', _('disabled'));
 		o.default = 'auto';
 
-		o = s.taboption('security', form.ListValue, 'server_min_protocol', _('Minimum protocol'));
+		o = s.taboption('security', form.ListValue, 'server_min_protocol', _('Minimum protocol'),
+			_('SMB2_02 also serves clients that speak only SMB 2.0.2 (printers, media players, embedded libraries). SMB1 is never offered.'));
 		DIALECTS.forEach(function(d) { o.value(d, d); });
-		o.default = 'SMB2_10';
+		o.default = 'SMB2_02';
 
 		o = s.taboption('security', form.ListValue, 'server_max_protocol', _('Maximum protocol'));
 		DIALECTS.forEach(function(d) { o.value(d, d); });
@@ -454,7 +509,7 @@ return view.extend({
 
 	render: function(data) {
 		this.statusNode = E('div', { 'id': 'ksmbd-status' }, this.renderStatus(data[0], data[1], data[2], data[3]));
-		this.usersNode = E('div', { 'id': 'ksmbd-users-list' }, [ this.renderUsers(data[4]) ]);
+		this.usersNode = E('div', { 'id': 'ksmbd-users-list' }, this.renderUsers(data[4]));
 
 		poll.add(L.bind(this.refresh, this), 5);
 
