@@ -35,6 +35,9 @@ def test_bench_smoke(tmp_path: Path) -> None:
                 "write_encrypt", "create", "listdir", "torture_echo", "torture_path", "cpu_torture_echo",
                 "cpu_torture_path", "startup",
                 "pss_idle", "pss_transfer", "pss_conns", "pss_per_conn", "heap_peak",
+                "read_warm", "cpu_read_warm",
+                *(f"{w}_{k}" for w in ("clients", "pss_clients", "pss_after_clients")
+                  for k in ("a", "b")),
                 *(f"cpu_{d}_{m}" for d in ("read", "write") for m in ("plain", "sign", "encrypt"))}
     assert set(results["workloads"]) == expected
     for key, entry in results["workloads"].items():
