@@ -44,6 +44,13 @@ e2e: setup test-deps
 bench: setup test-deps
 	$(BIN)/python scripts/bench $(BENCH_ARGS)
 
+# The project's mutation fuzzer (scripts/fuzz): 20,000 cases or 10 minutes, whichever comes
+# first; new findings go to tests/fuzz/corpus/, which `make test` replays.
+# FUZZ_ARGS e.g. '--seed 7', '--count 500 --seconds 60', '--replay'.
+.PHONY: fuzz
+fuzz: setup
+	$(BIN)/python scripts/fuzz --count 20000 --seconds 600 $(FUZZ_ARGS)
+
 # OpenWrt packages (ksmbd-embedded + luci-app-ksmbd-embedded .ipk and a feed index) in build/ipk.
 ipk: setup
 	$(BIN)/python scripts/build-ipk
