@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .header import FILE_ID_ANY, HEADER_SIZE
-from .status import STATUS_FILE_CLOSED, STATUS_INVALID_PARAMETER, SmbError
+from .status import (
+    STATUS_FILE_CLOSED, STATUS_INVALID_HANDLE, STATUS_INVALID_PARAMETER, SmbError,
+)
 
 if TYPE_CHECKING:
     from .opens import Open
@@ -57,10 +59,15 @@ class Request:
         return self.view[offset:offset + length]
 
     def open_for(self, persistent_id: int, volatile_id: int) -> Open:
-        """Resolve a FileId (MS-SMB2 3.3.5.2.7.2: all-ones in a related compound = previous)."""
+        """Resolve a FileId (MS-SMB2 3.3.5.2.7.2: all-ones in a related compound = previous;
+        STATUS_INVALID_HANDLE when nothing before it in the chain carried or generated one,
+        STATUS_FILE_CLOSED when that FileId is closed or did not resolve)."""
         if persistent_id == FILE_ID_ANY and volatile_id == FILE_ID_ANY and self.related:
             op = self.chain.open
             if op is None:
+                if not self.chain.has_file_id:
+                    self.chain.file_error = STATUS_INVALID_HANDLE  # "and all subsequent"
+                    raise SmbError(STATUS_INVALID_HANDLE)
                 raise SmbError(STATUS_FILE_CLOSED)
             return op
         op = self.server.opens.get(volatile_id)
@@ -68,6 +75,7 @@ class Request:
                 or (self.tree is not None and op.tree is not self.tree):
             raise SmbError(STATUS_FILE_CLOSED)
         self.chain.open = op
+        self.chain.has_file_id = True
         return op
 
     def go_async(self, on_cancel=None):
@@ -80,3 +88,4 @@ class Request:
     def set_open(self, op: Open) -> None:
         """Make `op` the FileId later related requests of this compound refer to."""
         self.chain.open = op
+        self.chain.has_file_id = True

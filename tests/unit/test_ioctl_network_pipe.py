@@ -17,7 +17,7 @@ from ksmbd_embedded.rpc import pdu as p
 from ksmbd_embedded.rpc.pipe import RpcPipe
 from ksmbd_embedded.status import (
     STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL, STATUS_INVALID_PARAMETER,
-    STATUS_PIPE_BUSY, STATUS_SUCCESS,
+    STATUS_PIPE_BUSY, STATUS_PIPE_EMPTY, STATUS_SUCCESS,
 )
 
 RESPONSE = struct.Struct("<HHIQQIIIIII")
@@ -133,3 +133,19 @@ def test_pipe_transceive_overflow_then_read(env):
         STATUS_PIPE_BUSY
     rest_status, rest = op.pipe.read(65536)
     assert rest_status == STATUS_SUCCESS and len(rest) == len(ack) - 20
+
+
+def test_pipe_transceive_errors_are_error_responses(env):
+    """MS-SMB2 3.3.4.4: only STATUS_BUFFER_OVERFLOW keeps the IOCTL response body of a
+    transceive; STATUS_PIPE_EMPTY / STATUS_PIPE_BUSY are failures, answered with the SMB2
+    ERROR response (the handler raises; the connection writes the 9-byte body)."""
+    op = env.open("f")
+    op.pipe = RpcPipe("srvsvc", env.server, env.session)
+    # two bytes are no whole PDU: nothing to read back
+    assert call(env, ioctl_body(ioctl.FSCTL_PIPE_TRANSCEIVE, op, b"\x05\x00")) == \
+        (STATUS_PIPE_EMPTY, b"")
+    op.pipe = RpcPipe("srvsvc", env.server, env.session)
+    status, _ = call(env, ioctl_body(ioctl.FSCTL_PIPE_TRANSCEIVE, op, _bind(), max_out=20))
+    assert status == STATUS_BUFFER_OVERFLOW
+    assert call(env, ioctl_body(ioctl.FSCTL_PIPE_TRANSCEIVE, op, _bind(2))) == \
+        (STATUS_PIPE_BUSY, b"")

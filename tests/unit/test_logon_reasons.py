@@ -26,7 +26,8 @@ from ksmbd_embedded.handlers.session_setup import close_session
 from ksmbd_embedded.pwddb import PasswordDb, nt_hash
 from ksmbd_embedded.server import ServerState
 from ksmbd_embedded.status import (
-    STATUS_ACCESS_DENIED, STATUS_LOGON_FAILURE, STATUS_MORE_PROCESSING_REQUIRED, STATUS_SUCCESS,
+    STATUS_ACCESS_DENIED, STATUS_INVALID_PARAMETER, STATUS_LOGON_FAILURE,
+    STATUS_MORE_PROCESSING_REQUIRED, STATUS_SUCCESS,
 )
 
 USERS = {"alice": nt_hash("secret")}
@@ -327,3 +328,39 @@ def test_debug_line_shows_what_the_client_sent(tmp_path, caplog, monkeypatch):
     assert len(debug) == 1 and "user 'alice'" in debug[0], debug
     assert "NT response 24 bytes" in debug[0] and debug[0].endswith("refused (NTLMv1 refused)")
 
+
+
+def test_bad_encrypted_session_key_length_is_one_warning(tmp_path, caplog):
+    """A raw NTLMSSP exchange whose AUTHENTICATE has KEY_EXCH and an 8-byte
+    EncryptedRandomSessionKey (MS-NLMP 2.2.1.3 makes it 16): a malformed token,
+    STATUS_INVALID_PARAMETER, logged once with the length, and no session is left."""
+    caplog.set_level(logging.INFO, logger="ksmbd")
+    state = _state(tmp_path)
+    conn = Connection(state, PEER, 0.0)
+    _send(conn, _negotiate())
+
+    def setup(token, msg_id, sid):
+        body = struct.pack("<HBBIIHHQ", 25, 0, 1, 0, 0, 64 + 24, len(token), 0)
+        return _send(conn, _header(h.SESSION_SETUP, msg_id, session_id=sid) + body + token)
+
+    resp = setup(b"NTLMSSP\x00" + struct.pack("<II", 1, 0x62088215) + bytes(16), 1, 0)
+    assert _status(resp) == STATUS_MORE_PROCESSING_REQUIRED
+    sid = struct.unpack_from("<Q", resp, 40)[0]
+    _, _, off, ln = struct.unpack_from("<HHHH", resp, 64)
+    server_challenge = resp[off + 24:off + 32]
+    key = N.ntowfv2(nt_hash("secret"), "alice", "")
+    temp = N.ntlmv2_temp(N.filetime(1_700_000_000.0), b"\x11" * 8, N.encode_av_pairs([]))
+    nt = N.ntproofstr(key, server_challenge, temp) + temp
+    fields = [b"", nt, b"", "alice".encode("utf-16-le"), b"", b"\x42" * 8]
+    msg = b"NTLMSSP\x00" + struct.pack("<I", 3)
+    payload = b""
+    for f in fields:
+        msg += struct.pack("<HHI", len(f), len(f), 64 + len(payload))
+        payload += f
+    msg += struct.pack("<I", 0x62088215) + payload  # KEY_EXCH | SIGN | ...
+    resp = setup(msg, 2, sid)
+    assert _status(resp) == STATUS_INVALID_PARAMETER
+    assert _auth_records(caplog) == [
+        ("WARNING", f"logon failure for user 'alice' from {PEER}: malformed authentication "
+                    "token (NTLM: EncryptedRandomSessionKey of 8 bytes)")]
+    assert sid not in conn.sessions and sid not in state.sessions

@@ -485,12 +485,31 @@ def test_no_key_exchange_uses_session_base_key():
     assert acc.result == "ok" and acc.session_key == sbk
 
 
-def test_key_exchange_without_encrypted_key_is_refused():
+SIGN_SEAL = N.NTLMSSP_NEGOTIATE_SIGN | N.NTLMSSP_NEGOTIATE_SEAL
+
+
+@pytest.mark.parametrize("flags", [NEG_FLAGS, NEG_FLAGS & ~SIGN_SEAL], ids=["sign", "no_sign"])
+@pytest.mark.parametrize("key_len", [0, 8, 15, 17, 32])
+def test_key_exchange_needs_a_16_byte_encrypted_key(flags, key_len):
+    """MS-NLMP 2.2.1.3: with NTLMSSP_NEGOTIATE_KEY_EXCH the EncryptedRandomSessionKey is the
+    16-byte RC4 of the ExportedSessionKey; any other length is a malformed message, refused
+    whether or not SIGN/SEAL made the key matter (and before the password is looked at)."""
     acc, chal = _challenged()
     av = N.encode_av_pairs([])
     nt, _ = ntlmv2_response(nt_hash("secret"), "alice", "", chal["challenge"], av)
-    acc.step(authenticate_msg(nt=nt, user="alice"))
-    assert acc.result == "refused"
+    with pytest.raises(NtlmError, match=f"^EncryptedRandomSessionKey of {key_len} bytes$"):
+        acc.step(authenticate_msg(nt=nt, user="alice", enc_key=b"\x42" * key_len,
+                                  flags=flags))
+    assert not acc.complete and acc.session_key is None and acc.user == "alice"
+
+
+def test_anonymous_key_exchange_key_is_empty_or_16_bytes():
+    acc, _ = _challenged()
+    with pytest.raises(NtlmError, match="^EncryptedRandomSessionKey of 8 bytes$"):
+        acc.step(authenticate_msg(enc_key=bytes(8), flags=NEG_FLAGS | N.NTLMSSP_ANONYMOUS))
+    acc, _ = _challenged()
+    acc.step(authenticate_msg(enc_key=bytes(16), flags=NEG_FLAGS | N.NTLMSSP_ANONYMOUS))
+    assert acc.result == "anonymous" and acc.session_key is None
 
 
 def test_non_ascii_user_name():

@@ -29,6 +29,11 @@ Policy (deliberate, documented for the SESSION_SETUP handler):
   clients which incorrectly use NIL for the UserDom"; Windows does the same).
 * If the client's NTLMv2 target info carries MsvAvFlags bit 0x2, the MIC is
   verified and a mismatch gives ``result == "refused"``.
+* NTLMSSP_NEGOTIATE_KEY_EXCH with an EncryptedRandomSessionKey that is not
+  16 bytes (2.2.1.3) is a malformed message: :class:`NtlmError`
+  ("EncryptedRandomSessionKey of N bytes"), so STATUS_INVALID_PARAMETER like
+  any malformed token. Only a logon without an NT response (anonymous, or a
+  name and no password) may leave the key out.
 * MsvAvTimestamp / MsvAvTargetName / MsvAvChannelBindings sent by the client
   are not checked (SMB over TCP has no channel binding; the server challenge
   is fresh per connection).
@@ -536,6 +541,14 @@ class NtlmAcceptor:
         self.nt_response_length = len(nt)
 
         no_lm = lm in (b"", b"\x00")
+        # MS-NLMP 2.2.1.3: with KEY_EXCH the client supplies EncryptedRandomSessionKey, the
+        # RC4 of the 16-byte ExportedSessionKey, so 16 bytes; any other length is a malformed
+        # message (the SESSION_SETUP fails with STATUS_INVALID_PARAMETER), whether or not
+        # SIGN/SEAL make the key used. Without an NT response (anonymous, or a name and no
+        # password, as smbclient -N sends) no key comes out of the logon: none is fine.
+        if flags & NTLMSSP_NEGOTIATE_KEY_EXCH and len(enc_key) != 16 \
+                and (enc_key or len(nt) != 0):
+            raise NtlmError(f"EncryptedRandomSessionKey of {len(enc_key)} bytes")
         # Anonymous (MS-NLMP 3.2.5.1.2, 3.3.2): empty user and NT response.
         if user == "" and len(nt) == 0:
             if no_lm:
@@ -598,19 +611,17 @@ class NtlmAcceptor:
         # MS-NLMP 3.2.5.1.2: decrypt the random session key only when
         # KEY_EXCH and (SIGN or SEAL) are negotiated.
         candidates: list[bytes] = []
+        # (KEY_EXCH means a 16-byte enc_key: checked above.)
         if flags & NTLMSSP_NEGOTIATE_KEY_EXCH and flags & (
             NTLMSSP_NEGOTIATE_SIGN | NTLMSSP_NEGOTIATE_SEAL
         ):
-            if len(enc_key) != 16:
-                self._finish("refused", "key exchange without an EncryptedRandomSessionKey")
-                return
             candidates.append(rc4(kxkey, enc_key))
         else:
             candidates.append(kxkey)
             # Some clients (macOS GSS, see dotnet/runtime fix for macOS NTLM)
             # set KEY_EXCH without SIGN/SEAL yet still send and use a random
             # key; accepted only if the MIC proves that key.
-            if flags & NTLMSSP_NEGOTIATE_KEY_EXCH and len(enc_key) == 16:
+            if flags & NTLMSSP_NEGOTIATE_KEY_EXCH:
                 candidates.append(rc4(kxkey, enc_key))
 
         exported = candidates[0]

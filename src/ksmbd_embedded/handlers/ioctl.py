@@ -24,7 +24,9 @@ Decisions
 * FSCTL_PIPE_TRANSCEIVE (3.3.5.15.3) on an IPC$ pipe: one DCE/RPC write + read through
   ``op.pipe.transceive`` (rpc/pipe.py). A response longer than MaxOutputResponse returns its
   first MaxOutputResponse bytes with STATUS_BUFFER_OVERFLOW; the rest stays queued and is
-  read with READ (3.3.5.12); another transceive meanwhile is STATUS_PIPE_BUSY. On a file:
+  read with READ (3.3.5.12); another transceive meanwhile is STATUS_PIPE_BUSY, a request
+  that leaves no response to read STATUS_PIPE_EMPTY, both SMB2 ERROR responses (3.3.4.4:
+  every IOCTL failure is, see `ioctl_response`). On a file:
   STATUS_NOT_SUPPORTED (not a named pipe share). PIPE_PEEK and PIPE_WAIT: NOT_SUPPORTED.
 * FSCTL_SRV_REQUEST_RESUME_KEY / FSCTL_SRV_COPYCHUNK(_WRITE) (3.3.5.15.5, 3.3.5.15.6;
   fs/copychunk.py): the key is 24 opaque bytes naming the source open, honoured for the
@@ -241,7 +243,19 @@ def handle_ioctl(req: Request):
 
 
 def ioctl_response(ctl_code: int, fid_p: int, fid_v: int, output: bytes, status=STATUS_SUCCESS):
-    """(status, body) of an IOCTL response with no input echoed and `output` at 112."""
+    """(status, body) of an IOCTL response with no input echoed and `output` at 112.
+
+    A failure raises SmbError instead: MS-SMB2 3.3.4.4 answers it with the SMB2 ERROR
+    response. Not failures, so answered with this body: STATUS_BUFFER_OVERFLOW (3.3.4.4
+    names PIPE_TRANSCEIVE, PIPE_PEEK, DFS_GET_REFERRALS; for the object-store FSCTLs that
+    answer it here, GET_REPARSE_POINT and QUERY_ALLOCATED_RANGES, MS-FSCC 2.2 makes it a
+    warning with "as much data as it reasonably can", so the data is kept too) and
+    COPYCHUNK's statuses with the SRV_COPYCHUNK_RESPONSE (the limits with
+    STATUS_INVALID_PARAMETER, 3.3.5.15.6.2; the chunks copied before an error,
+    3.3.5.15.6.1)."""
+    if status != STATUS_SUCCESS and status != STATUS_BUFFER_OVERFLOW \
+            and ctl_code not in (FSCTL_SRV_COPYCHUNK, FSCTL_SRV_COPYCHUNK_WRITE):
+        raise SmbError(status)
     n = len(output)
     body = _RESPONSE.pack(49, 0, ctl_code, fid_p, fid_v, _BUFFER_OFFSET, 0,
                           _BUFFER_OFFSET if n else 0, n, 0, 0)
