@@ -22,10 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .host_access import EMPTY as _NO_HOSTS
+from .host_access import HostList, parse_hosts
 from .uci import UciError, UciPackage, UciSection, parse_uci
 
 __all__ = ["ConfigError", "ShareConfig", "GlobalConfig", "ServerConfig", "load_config",
-           "config_from_text", "default_max_io", "netbios_name_from_hostname",
+           "config_from_text", "default_max_io", "default_memory_limit",
+           "netbios_name_from_hostname",
            "DIALECTS"]
 
 DIALECTS = ("SMB2_02", "SMB2_10", "SMB3_00", "SMB3_02", "SMB3_11")
@@ -94,6 +97,8 @@ class ShareConfig:
     hide_dot_files: bool = True
     veto_files: tuple[str, ...] = ()
     smb3_encryption: str | None = None
+    hosts_allow: HostList = _NO_HOSTS  # host_access.py; empty: no restriction
+    hosts_deny: HostList = _NO_HOSTS
 
     @property
     def writable(self) -> bool:
@@ -136,10 +141,19 @@ class GlobalConfig:
     smb2_max_write: int | None = None
     smb2_max_trans: int | None = None
     smb2_max_credits: int = 8192
+    memory_limit: int | None = None  # bytes of I/O buffers (io_budget.py); None: from RAM
     map_to_guest: str = "bad_user"
     guest_account: str = "nobody"
+    hosts_allow: HostList = _NO_HOSTS  # checked at accept and TREE_CONNECT (host_access.py)
+    hosts_deny: HostList = _NO_HOSTS
     netbios_name: str = "KSMBD SERVER"
     ubus_socket: str = "/var/run/ubus/ubus.sock"  # "" = no ubus object
+    # Connection limits and timers (conn_limits.py, conn_timeouts.py)
+    max_connections: int = 256  # all clients; 0 means 65536, as in ksmbd
+    max_ip_connections: int = 32  # one client address; 0 means 65536
+    deadtime: int = 0  # minutes idle without open files before a close; 0 = never
+    logon_timeout: int = 20  # seconds to a valid session; 0 = no limit
+    frame_timeout: int = 30  # seconds for a frame to arrive whole; 0 = no limit
 
 
 def default_max_io(mem_total_kb: int | None) -> int:
@@ -155,6 +169,18 @@ def default_max_io(mem_total_kb: int | None) -> int:
     if mem_total_kb < 262146:
         return _MIB
     return 4 * _MIB
+
+
+def default_memory_limit(mem_total_kb: int | None) -> int:
+    """The I/O buffers' budget (io_budget.py) when `memory_limit` is not set: about an
+    eighth of RAM, with default_max_io's RAM steps: 8 MiB below 64 MB, 16 MiB below 128 MB,
+    32 MiB below 256 MB, then RAM/8 up to 256 MiB; unknown RAM 64 MiB."""
+    if mem_total_kb is None:
+        return 64 * _MIB
+    for below, limit in ((65537, 8), (134073, 16), (262146, 32)):
+        if mem_total_kb < below:
+            return limit * _MIB
+    return max(32 * _MIB, min(mem_total_kb // 8 // 1024 * _MIB, 256 * _MIB))
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +212,10 @@ class ServerConfig:
     def max_trans(self) -> int:
         """Like read/write, but never above ksmbd's 1 MiB trans default."""
         return self.globals.smb2_max_trans or min(default_max_io(self.mem_total_kb), _MIB)
+
+    @property
+    def memory_limit(self) -> int:
+        return self.globals.memory_limit or default_memory_limit(self.mem_total_kb)
 
 
 # --- value parsers: each takes the raw UCI value and raises ValueError -----------------
@@ -257,6 +287,18 @@ def _size(value: str | list[str]) -> int:
     return size
 
 
+def _memory_size(value: str | list[str]) -> int:
+    """`memory_limit`: bytes with an optional K/M/G suffix, 4M to 4G."""
+    text = _single(value).strip()
+    m = re.fullmatch(r"(\d+)\s*([kmg]?)(i?b)?", text, re.IGNORECASE)
+    if not m:
+        raise ValueError(f"bad size {text!r} (expected bytes or e.g. 16M)")
+    size = int(m.group(1)) * {"": 1, "k": _KIB, "m": _MIB, "g": 1024 * _MIB}[m.group(2).lower()]
+    if not 4 * _MIB <= size <= 4096 * _MIB:
+        raise ValueError(f"size {text!r} out of range (4M to 4G)")
+    return size
+
+
 def _addresses(value: str | list[str]) -> tuple[str, ...]:
     out = []
     for word in _words(value):
@@ -274,6 +316,7 @@ _SHARE_OPTIONS: dict[str, Callable[[Any], Any]] = {
     "read_only": _flag, "writeable": _flag, "guest_ok": _flag, "inherit_owner": _flag,
     "write_list": _words, "read_list": _words, "hide_dot_files": _flag, "veto_files": _veto,
     "smb3_encryption": _choice(_TRISTATE),
+    "hosts_allow": parse_hosts, "hosts_deny": parse_hosts,
 }
 _GLOBAL_OPTIONS: dict[str, Callable[[Any], Any]] = {
     "workgroup": _string, "description": _string, "interface": _words,
@@ -283,9 +326,13 @@ _GLOBAL_OPTIONS: dict[str, Callable[[Any], Any]] = {
     "server_min_protocol": _choice(DIALECTS, upper=True),
     "server_max_protocol": _choice(DIALECTS, upper=True),
     "smb2_max_read": _size, "smb2_max_write": _size, "smb2_max_trans": _size,
+    "memory_limit": _memory_size,
     "smb2_max_credits": _int_range(1, 65535),
     "map_to_guest": _choice(("never", "bad_user")), "guest_account": _string,
-    "ubus_socket": _string,
+    "ubus_socket": _string, "hosts_allow": parse_hosts, "hosts_deny": parse_hosts,
+    "max_connections": _int_range(0, 65536), "max_ip_connections": _int_range(0, 65536),
+    "deadtime": _int_range(0, 65535), "logon_timeout": _int_range(0, 3600),
+    "frame_timeout": _int_range(0, 3600),
 }
 
 
@@ -323,8 +370,12 @@ class _Builder:
             try:
                 values[opt] = parse(raw)
             except ValueError as exc:  # reported; the other options are still checked
-                self.errors.append(ConfigError(filename, line,
-                                               f"option {opt!r} in {where}: {exc}"))
+                # one error per bad item, at its own line (host lists: HostListError)
+                items = sec.item_lines.get(opt, ())
+                for index, message in getattr(exc, "problems", None) or [(None, exc)]:
+                    at = items[index] if index is not None and index < len(items) else line
+                    self.errors.append(ConfigError(filename, at,
+                                                   f"option {opt!r} in {where}: {message}"))
         return values
 
     def add_section(self, filename: str, sec: UciSection) -> None:

@@ -22,6 +22,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from . import header as h
+from . import io_budget
 from .async_work import AsyncWork
 from .credits import CreditWindow
 from .dispatch import COMMANDS, ERROR_BODY
@@ -49,17 +50,30 @@ class Disconnect(Exception):
     """The client sent something that ends the connection (logged once, then closed)."""
 
 
-class Chain:
-    """State carried between the requests of one compound message (MS-SMB2 3.3.5.2.7)."""
+# MS-SMB2 2.2: the requests that carry a FileId (CREATE generates one)
+_FILE_ID_COMMANDS = frozenset((
+    h.CLOSE, h.FLUSH, h.READ, h.WRITE, h.LOCK, h.IOCTL, h.QUERY_DIRECTORY, h.CHANGE_NOTIFY,
+    h.QUERY_INFO, h.SET_INFO, h.OPLOCK_BREAK))
 
-    __slots__ = ("session", "tree", "open", "status", "command")
+
+class Chain:
+    """State carried between the requests of one compound message (MS-SMB2 3.3.5.2.7).
+
+    `file_error`: the status of a failed CREATE, which every later related request that uses
+    its FileId fails with (3.3.5.2.7.2 "SHOULD ... the same error code"; the whole rest of
+    the chain, not only the next request, as smbtorture smb2.compound.related4/7/8 expect);
+    cleared by a CREATE that succeeds. `has_file_id`: a request since the last
+    unrelated one carried or generated a FileId; without one, a related FileId { all ones }
+    is STATUS_INVALID_HANDLE (request.py)."""
+
+    __slots__ = ("session", "tree", "open", "file_error", "has_file_id")
 
     def __init__(self) -> None:
         self.session: Any = None
         self.tree: Any = None
         self.open: Any = None
-        self.status = STATUS_SUCCESS
-        self.command = -1
+        self.file_error = STATUS_SUCCESS
+        self.has_file_id = False
 
 
 class Connection:
@@ -70,7 +84,7 @@ class Connection:
         "client_security_mode", "client_dialects", "server_capabilities", "signing_algorithm",
         "cipher_id", "preauth", "max_read", "max_write", "max_trans", "credits", "sessions",
         "outbox", "closing", "close_reason", "created", "bytes_in", "bytes_out",
-        "async_ops", "next_async_id", "transport",
+        "async_ops", "next_async_id", "transport", "suspended",
     )
 
     def __init__(self, server: ServerState, peer: str, now: float) -> None:
@@ -101,6 +115,9 @@ class Connection:
         self.async_ops: dict[int, AsyncWork] = {}
         self.next_async_id = 1
         self.transport: Any = None  # the loop's socket-side object
+        # A compound whose answers filled the output: (frame, offset, chain, enc_session) of
+        # the rest, processed by resume() once the loop has sent enough (io_budget.py).
+        self.suspended: tuple | None = None
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -178,9 +195,17 @@ class Connection:
             if resp is not None:
                 self._send_responses((resp,), enc_session)
             return
-        chain = Chain()
+        self._run_chain(frame, 0, Chain(), enc_session)
+
+    def _run_chain(self, frame: memoryview, off: int, chain: Chain,
+                   enc_session: Session | None) -> None:
+        """The requests of a compound from `off` on. Answers go out in parts of about
+        io_budget.COMPOUND_PART (MS-SMB2 3.3.4.1.3 lets the server send the responses to
+        compounded requests separately), and when the connection's unsent output is full the
+        rest waits in `suspended` for resume(): never the whole chain's answers in memory."""
+        total = len(frame)
         responses: list[tuple[bytearray, Session | None, bool, FileRange | None]] = []
-        off = 0
+        part = 0
         while True:
             if total - off < h.HEADER_SIZE:
                 raise Disconnect("message shorter than an SMB2 header")
@@ -198,11 +223,34 @@ class Connection:
                                  not next_cmd)
             if resp is not None:
                 responses.append(resp)
+                part += len(resp[0])
             if not next_cmd:
                 break
             off = end
+            if part >= io_budget.COMPOUND_PART:
+                self._send_responses(responses, enc_session, True)
+                responses = []
+                part = 0
+                if io_budget.output_full(self):
+                    # frame[:] outlives the loop's release of the receive buffer's view
+                    self.suspended = (frame[:], off, chain, enc_session)
+                    return
         if responses:
             self._send_responses(responses, enc_session)
+
+    def resume(self) -> None:
+        """Go on with the compound in `suspended` (the loop calls this once the output has
+        drained); it may suspend again. Never raises."""
+        rest, self.suspended = self.suspended, None
+        if rest is None or self.closing:
+            return
+        try:
+            self._run_chain(*rest)
+        except Disconnect as exc:
+            self.close(str(exc))
+        except Exception:  # a bug must cost one connection, never the server
+            log.exception("%s: internal error, closing connection", self.peer)
+            self.close("internal error")
 
     def _process(self, msg: memoryview, fields: tuple, chain: Chain,
                  enc_session: Session | None, first: bool, last: bool):
@@ -244,8 +292,11 @@ class Connection:
         if not last:  # what the next request of the compound inherits (3.3.5.2.7)
             chain.session = req.session
             chain.tree = req.tree
-            chain.status = status
-            chain.command = command
+            if command == h.CREATE:
+                chain.file_error = status
+                chain.has_file_id = True
+            elif command in _FILE_ID_COMMANDS:
+                chain.has_file_id = True
         if status not in (STATUS_SUCCESS, STATUS_MORE_PROCESSING_REQUIRED, STATUS_PENDING) \
                 and log.isEnabledFor(logging.DEBUG):
             log.debug("%s: %s -> %s", self.peer, _name(command), status_name(status))
@@ -288,7 +339,11 @@ class Connection:
     def _run(self, req: Request, command: int, session_id: int, tree_id: int, chain: Chain,
              enc_session: Session | None, first: bool):
         """The checks of MS-SMB2 3.3.5.2.x that precede every handler, then the handler."""
-        if req.related and first:
+        if not req.related:  # an unrelated request starts a new FileId context
+            chain.open = None
+            chain.file_error = STATUS_SUCCESS
+            chain.has_file_id = False
+        elif first:
             raise SmbError(STATUS_INVALID_PARAMETER)  # 3.3.5.2.7.2: first of a chain
         if command >= len(COMMANDS):
             raise SmbError(STATUS_INVALID_PARAMETER)
@@ -297,10 +352,6 @@ class Connection:
         if len(view) < h.HEADER_SIZE + (size & ~1) or \
                 _U16.unpack_from(view, h.HEADER_SIZE)[0] != size:
             raise SmbError(STATUS_INVALID_PARAMETER)  # 3.3.5.2.6 structure size
-        if req.related and chain.command == h.CREATE and chain.status != STATUS_SUCCESS:
-            raise SmbError(chain.status)  # a failed CREATE fails the related rest of the chain
-        if not req.related:
-            chain.open = None  # an unrelated request starts a new FileId context
         if needs_session or (command == h.SESSION_SETUP and session_id):
             if req.related:
                 # 3.3.5.2.7.2: a related request uses the previous request's session; if
@@ -346,6 +397,10 @@ class Connection:
             req.tree = tree
             if tree.encrypt_data and enc_session is None:
                 raise SmbError(STATUS_ACCESS_DENIED)
+        if req.related and chain.file_error and command in _FILE_ID_COMMANDS:
+            # 3.3.5.2.7.2: the FileId is the failed CREATE's; its status, in the session
+            # and tree it ran in
+            raise SmbError(chain.file_error)
         if handler is None:
             raise SmbError(STATUS_NOT_IMPLEMENTED)
         return handler(req)
@@ -389,8 +444,9 @@ class Connection:
         for work in [w for w in self.async_ops.values() if match(w)]:
             work.cancel(send)
 
-    def _send_responses(self, responses: list, enc_session: Session | None) -> None:
-        if len(responses) == 1:
+    def _send_responses(self, responses: list, enc_session: Session | None,
+                        compound: bool = False) -> None:
+        if len(responses) == 1 and not compound:
             buf, session, sign, tail = responses[0]
             if sign:
                 session.signer.sign(buf)
@@ -400,7 +456,11 @@ class Connection:
                 self.send_frame(buf)
             else:
                 # Zero copy: header and body from memory, then the file range by sendfile.
-                tail.pin()
+                try:
+                    tail.pin()
+                except OSError:  # no descriptor left to pin it with: read it now
+                    self.send_frame(tail.read_after(buf))
+                    return
                 total = len(buf) + tail.length
                 self.outbox.append(_FRAME_LEN.pack(total))
                 self.outbox.append(buf)

@@ -201,6 +201,12 @@ class _Mapper:
             "smb2 max trans": self._size("smb2_max_trans"),
             "smb2 max credits": self._number("smb2_max_credits", 1, 65535),
             "map to guest": self._map_to_guest,
+            "max connections": self._number("max_connections", 0, 65536),
+            "max ip connections": self._number("max_ip_connections", 0, 65536),
+            "deadtime": self._number("deadtime", 0, 65535),
+            # ours (ksmbd has no such keys)
+            "logon timeout": self._number("logon_timeout", 0, 3600),
+            "frame timeout": self._number("frame_timeout", 0, 3600),
         }
 
     def share_options(self, sec: ConfSection, defaults: ConfSection) -> UciSection:
@@ -242,6 +248,11 @@ class _Mapper:
         # Our per-share extension; under [global] the key is the global setting, no default.
         if (item := sec.values.get("smb3 encryption")) is not None:
             put("smb3_encryption", _tristate(item[0]), item[1])
+        # The share's own lists only: the [global] ones are checked for every share anyway.
+        for option, keys in _HOST_KEYS.items():
+            found = [sec.values[key] for key in keys if key in sec.values]
+            if found:  # an alias too: the first in the file wins
+                put(option, *min(found, key=lambda item: item[1]))
         self._users(get, put, sec)
         return out
 
@@ -276,15 +287,19 @@ class _Mapper:
 
 # Keys ksmbd-tools knows that change nothing here (tuning, kernel or Kerberos settings).
 _NO_EFFECT = {
-    "bind interfaces only", "ipc timeout", "deadtime", "max active sessions", "max connections",
-    "max ip connections", "max open files", "share:fake_fscaps", "smbd max io size",
+    "bind interfaces only", "ipc timeout", "max active sessions",
+    "max open files", "share:fake_fscaps", "smbd max io size",
     "server multi channel support", "durable handles", "smb2 leases", "kerberos support",
     "kerberos keytab file", "kerberos service name", "cache read buffers",
     "cache trans buffers", "restrict anonymous", "netbios name", "root directory",
     "oplocks", "store dos attributes", "crossmnt", "follow symlinks", "vfs objects",
     "invalid users", "valid users", "force user", "force group",
 }
+# smb.conf's names and synonyms of the host lists (host_access.py)
+_HOST_KEYS = {"hosts_allow": ("hosts allow", "allow hosts"),
+              "hosts_deny": ("hosts deny", "deny hosts")}
 _SHARE_KEYS = {
+    "hosts allow", "allow hosts", "hosts deny", "deny hosts",
     "path", "comment", "browseable", "read only", "guest ok", "inherit owner",
     "hide dot files", "writable", "writeable", "write ok", "create mask", "directory mask",
     "force create mode", "force directory mode", "write list", "read list", "veto files",
@@ -309,6 +324,10 @@ def config_from_ksmbd_conf(text: str, filename: str = "<string>", check_paths: b
             if result is not None:
                 globals_sec.options[result[0]] = result[1]
                 globals_sec.option_lines[result[0]] = line
+        elif (option := next((o for o, keys in _HOST_KEYS.items() if key in keys), None)):
+            if option not in globals_sec.options:  # a synonym too: the first one wins
+                globals_sec.options[option] = value
+                globals_sec.option_lines[option] = line
         elif key == "guest ok":
             globals_sec.options["allow_guest_ipc"] = _bool(value)  # also a share default
             globals_sec.option_lines["allow_guest_ipc"] = line
@@ -392,6 +411,11 @@ def render(config: ServerConfig) -> str:
         ("smb2 max trans", str(g.smb2_max_trans) if g.smb2_max_trans else None),
         ("smb2 max credits", str(g.smb2_max_credits)),
         ("guest ok", "yes" if g.allow_guest_ipc else None),  # every share sets its own
+        ("hosts allow", str(g.hosts_allow) or None), ("hosts deny", str(g.hosts_deny) or None),
+        ("max connections", str(g.max_connections)),
+        ("max ip connections", str(g.max_ip_connections)),
+        ("deadtime", str(g.deadtime)),
+        ("logon timeout", str(g.logon_timeout)), ("frame timeout", str(g.frame_timeout)),
     ]
     lines += [f"\t{key} = {_clean(value)}" for key, value in pairs if value]
     for share in config.shares:
@@ -416,6 +440,7 @@ def _share_lines(s: ShareConfig) -> list[str]:
         ("hide dot files", _yn(s.hide_dot_files)),
         ("veto files", "/" + "/".join(s.veto_files) + "/" if s.veto_files else None),
         ("smb3 encryption", s.smb3_encryption),
+        ("hosts allow", str(s.hosts_allow) or None), ("hosts deny", str(s.hosts_deny) or None),
     ]
     return [f"\t{key} = {_clean(value)}" for key, value in pairs if value]
 

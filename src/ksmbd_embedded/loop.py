@@ -4,7 +4,8 @@ Frames are cut from the byte stream here (Direct TCP: a zero byte and a 24-bit l
 MS-SMB2 2.1) and handed to `Connection.receive`; whatever the connection queued on its
 outbox is sent with `sendmsg`, resuming partial sends when the socket is writable. A
 connection whose unsent output passes a bound stops being read until it drains, so a client
-that does not read cannot make the server grow without bound.
+that does not read cannot make the server grow without bound; the bounds are checked before
+each frame, and one I/O budget covers the whole process (io_budget.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import socket
 import struct
 import time
 
-from . import heap
+from . import conn_limits, conn_timeouts, heap, io_budget
+from . import host_access
 from .connection import Connection
 from .file_range import FileRange
 from .poller import READ, WRITE, Poller
@@ -27,11 +29,18 @@ from .poller import READ, WRITE, Poller
 log = logging.getLogger("ksmbd.loop")
 
 _FRAME_HEADER = struct.Struct(">I")
-MAX_PENDING_OUTPUT = 8 * 1024 * 1024
-SCRATCH_SIZE = 64 * 1024
+MAX_PENDING_OUTPUT = io_budget.MAX_PENDING_OUTPUT
+SCRATCH_SIZE = io_budget.SCRATCH_SIZE
+MAX_QUEUED_RANGES = io_budget.MAX_QUEUED_RANGES
+PRE_LOGON_MAX_FRAME = io_budget.PRE_LOGON_MAX_FRAME
+HELD_OUTPUT, HELD_BUDGET = 1, 2  # _Client.held: waiting for its own output, for the budget
 POOL_MAX = 4  # large receive buffers kept for reuse, shared by all connections
 POOL_IDLE_SECONDS = 2.0  # an unused pool (up to 4 max-size buffers) is freed after this
 FRAME_SLACK = 64 * 1024  # headers, compounds and contexts around a max-size payload
+ACCEPT_PAUSE = 0.5  # seconds a listener is not polled after accept() ran out of fds
+_OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_ACCEPT_GONE = (errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ETIMEDOUT,
+                errno.EHOSTUNREACH, errno.ENETUNREACH)
 
 
 class StartupError(Exception):
@@ -66,12 +75,39 @@ def _listen_problem(addr: str, port: int, exc: OSError) -> str:
     return f"cannot listen on {_endpoint(addr, port)}: {reason}"
 
 
+def _keepalive(sock: socket.socket) -> None:
+    """TCP keepalive on an accepted connection, so a peer that vanished (power off, Wi-Fi
+    gone: no FIN ever comes) is found and its connection closed: probes after 60 s idle,
+    every 10 s, 6 unanswered ones end it; TCP_USER_TIMEOUT ends it likewise when sent data
+    stays unacknowledged that long."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for option, value in _TCP_KEEPALIVE:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+    except OSError:
+        pass
+
+
+_TCP_KEEPALIVE = [(getattr(socket, name), value) for name, value in (
+    ("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6),
+    ("TCP_USER_TIMEOUT", 120_000)) if hasattr(socket, name)]
+
+
+def _mid_frame(client: _Client) -> bool:
+    """Whether part of a frame is held for the client (receive path state: `pending`, or a
+    large frame's buffer) while it is being read; the sweep times frames with it
+    (conn_timeouts.py). Not while frames are held or reading is paused for unsent output:
+    that wait is ours, not the client's."""
+    return (client.frame is not None or bool(client.pending)) and not client.held \
+        and bool(client.events & READ)
+
+
 class _Client:
     """Socket-side state of one connection: the bytes of a frame not complete yet, and
     unsent output. Idle, it holds no buffer (the loop's scratch buffer is shared)."""
 
     __slots__ = ("sock", "conn", "pending", "frame", "frame_view", "got",
-                 "out", "out_bytes", "ranges", "fileno", "events")
+                 "out", "out_bytes", "ranges", "fileno", "events", "held")
 
     def __init__(self, sock: socket.socket, conn: Connection) -> None:
         self.sock = sock
@@ -85,6 +121,9 @@ class _Client:
         self.ranges = 0  # FileRanges in `out` (READ payloads sent with os.sendfile)
         self.fileno = sock.fileno()
         self.events = READ  # what the poller watches now
+        # Frames (whole ones, in `pending`) or a compound (conn.suspended) wait for the
+        # output to drain (io_budget.py): the socket is not read meanwhile.
+        self.held = False
 
 
 class _Listener:
@@ -115,6 +154,12 @@ class Loop:
         # connection keeps only the few bytes of a frame that has not arrived whole.
         self.scratch = bytearray(SCRATCH_SIZE)
         self.scratch_view = memoryview(self.scratch)
+        self.unheld: set[_Client] = set()  # held clients whose output drained: go on
+        # The process's I/O buffer budget (io_budget.py): large receive buffers in use and
+        # queued output in memory (not sendfile ranges) count in io_used.
+        self.io_limit = state.config.memory_limit
+        self.io_used = 0
+        self.budget_waiters: list[_Client] = []  # held for a receive buffer (HELD_BUDGET)
         self.pool_used = time.monotonic()
         self._bind(addresses, port)
         self._wake_r, self._wake_w = socket.socketpair()
@@ -123,6 +168,13 @@ class Loop:
         self.sel.register(self._wake_r, READ, "wake")
         self._timers: list = []  # heap of (due, seq, callback)
         self._timer_seq = itertools.count()
+        # Accept path: limits, reclaim and counters (conn_limits.py), the timer sweep
+        # (conn_timeouts.py), a spare fd for the fd limit, listeners paused by it.
+        self.conns = conn_limits.ConnTable()
+        self.spare_fd = conn_limits.SpareFd()
+        self.fd_base = conn_limits.open_fd_count()  # descriptors not per connection or open
+        self._paused: set[socket.socket] = set()
+        self._sweeping = False
         state.loop = self
 
     # -- extension points: other services living in the same loop (ubus, change notify) ---
@@ -222,7 +274,9 @@ class Loop:
     def run(self) -> None:
         while self.running:
             # wake up to free the pool and trim the heap once idle
-            timeout = POOL_IDLE_SECONDS if self.pool or heap.busy() else 5.0
+            timeout = self._trim_due() if self.pool or heap.busy() else 5.0
+            if self.unheld:  # held clients whose output drained go on at once
+                timeout = 0.0
             if self._timers:
                 timeout = min(timeout, max(0.0, self._timers[0][0] - time.monotonic()))
             for tag, events in self.sel.poll(timeout):
@@ -249,6 +303,10 @@ class Loop:
             if self._timers:
                 self._run_timers(now)
             self._trim_pool(now)
+            if self.budget_waiters and self.io_used < self.io_limit:
+                self._wake_budget_waiters()
+            if self.unheld:
+                self._run_unheld()
             pending = self.state.flush_pending
             if pending:
                 # Output queued outside a connection's own read path (an async completion
@@ -264,39 +322,138 @@ class Loop:
                 try:
                     self.state.reload()
                     self.max_frame = self._compute_max_frame()
+                    self.io_limit = self.state.config.memory_limit
                 except Exception as exc:  # a bad new config keeps the old one running
                     log.error("reload failed, keeping the running configuration: %s", exc)
         self.shutdown()
 
     def _accept(self, listener: socket.socket) -> None:
+        if listener in self._paused:  # (paused earlier in this round of events)
+            return
+        conns = self.conns
+        fd_ceiling = conn_limits.fd_ceiling()
         for _ in range(64):
             try:
                 sock, addr = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
+                if exc.errno in _OUT_OF_FDS:
+                    self._out_of_fds(listener, exc)
+                    return
+                if exc.errno in _ACCEPT_GONE:  # that connection died in the backlog
+                    continue
                 log.warning("accept failed: %s", exc)
                 return
+            if not host_access.admit_connection(self.state, addr[0]):
+                sock.close()  # hosts allow / hosts deny (globals): no SMB answer, no slot
+                continue
+            ip = addr[0]
+            now = time.monotonic()
+            g = self.state.config.globals
+            victims, rule = conns.admit(
+                ip, now, conn_limits.effective(g.max_connections),
+                conn_limits.effective(g.max_ip_connections),
+                conn_limits.fd_tight(fd_ceiling, sock.fileno(), self.fd_base + 1 +
+                                     len(self.clients) + len(self.state.opens)))
+            if rule is not None:
+                sock.close()
+                self._refused(ip, rule, now)
+                continue
+            for victim, why in victims:
+                conns.reclaimed += 1
+                self._drop(victim.client, conn_limits.reclaim_reason(victim, why, g, now))
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _keepalive(sock)
             peer = f"[{addr[0]}]:{addr[1]}" if sock.family == socket.AF_INET6 else \
                 f"{addr[0]}:{addr[1]}"
-            conn = Connection(self.state, peer, time.monotonic())
+            conn = Connection(self.state, peer, now)
             client = _Client(sock, conn)
             conn.transport = client
             self.clients[client.fileno] = client
             self.state.connections.add(conn)
             self.sel.register(sock, READ, client)
+            conns.add(client, conn, ip, now)
+            if not self._sweeping:
+                self._sweeping = True
+                self.call_later(conn_timeouts.SWEEP_INTERVAL, self._sweep)
             log.info("%s: connected", peer)
+
+    def _refused(self, ip: str, rule: str, now: float) -> None:
+        """Count a refused connection; log it once per address per interval."""
+        self.conns.refused[rule] += 1
+        if self.conns.should_log(ip, now):
+            log.warning("%s: connection refused: %s (further refusals of this address are "
+                        "not logged for %d s)", ip, conn_limits.refusal_text(
+                            rule, self.state.config.globals), conn_limits.LOG_INTERVAL)
+
+    def _out_of_fds(self, listener: socket.socket, exc: OSError) -> None:
+        """accept() failed for want of a descriptor: the listener stays readable, so polling
+        it now would spin. Take the spare descriptor to accept and close what waits in the
+        backlog (those clients see a clean close, not a hang), then stop polling the listener
+        for ACCEPT_PAUSE; existing connections are served meanwhile."""
+        refused = 0
+        if self.spare_fd.release():
+            try:
+                for _ in range(64):
+                    try:
+                        sock, _ = listener.accept()
+                    except OSError:
+                        break
+                    sock.close()
+                    refused += 1
+            finally:
+                self.spare_fd.restore()
+        self.conns.refused["fd_limit"] += refused
+        if listener not in self._paused:
+            try:
+                self.sel.unregister(listener)
+            except (KeyError, ValueError):
+                pass
+            else:
+                self._paused.add(listener)
+                self.call_later(ACCEPT_PAUSE, lambda: self._resume(listener))
+        if self.conns.should_log("fd_limit", time.monotonic()):
+            log.warning("out of file descriptors (%s, %d connections): new connections are "
+                        "closed at once and accepting pauses %.1f s at a time (not logged "
+                        "again for %d s)", exc.strerror or exc, len(self.clients),
+                        ACCEPT_PAUSE, conn_limits.LOG_INTERVAL)
+
+    def _resume(self, listener: socket.socket) -> None:
+        if listener in self._paused:
+            self._paused.discard(listener)
+            if self.running and listener.fileno() >= 0:
+                self.sel.register(listener, READ, _Listener(listener))
+
+    def _sweep(self) -> None:
+        """Once a second while there are connections: close those whose timer ran out
+        (conn_timeouts.py)."""
+        now = time.monotonic()
+        conns = self.conns
+        for tracked, kind, reason in conn_timeouts.expired(
+                conns, now, self.state.config.globals, _mid_frame):
+            conns.timed_out[kind] += 1
+            self._drop(tracked.client, reason)
+        conns.prune_log(now)
+        if conns.entries:
+            self.call_later(conn_timeouts.SWEEP_INTERVAL, self._sweep)
+        else:
+            self._sweeping = False
 
     def _read(self, client: _Client) -> None:
         """Read what the socket has; dispatch every complete frame.
 
         Small frames are received into the loop's shared scratch buffer, after the bytes the
         connection kept from its last read, and cut out of it (copied, so nothing keeps a
-        view on it). A frame larger than the scratch buffer gets its own buffer, filled by
-        recv_into straight from the socket: a WRITE payload is never copied in Python.
+        view on it). A frame larger than the scratch buffer gets its own buffer once the
+        scratch buffer is full of it, filled by recv_into straight from the socket: a WRITE
+        payload is copied at most once, its first 64 KiB.
         """
+        if client.held:  # its frames wait (for its output, or for the budget)
+            if client.held == HELD_OUTPUT:
+                self._unhold(client)
+            return
         kept = 0
         try:
             if client.frame is not None:
@@ -322,7 +479,9 @@ class Loop:
             buf = client.frame
             client.frame = client.frame_view = None
             alive = self._dispatch(client, view)
+            self.io_used -= len(buf)
             self._give_back(buf, view)
+            self._large_freed()
             if alive:
                 self._flush(client)
             return
@@ -330,37 +489,82 @@ class Loop:
 
     def _parse(self, client: _Client, have: int) -> None:
         """Dispatch the complete frames in scratch[:have], keep the rest (the start of a
-        frame), send what they produced."""
+        frame), send what they produced. Before each frame the output bound is checked
+        (io_budget.py): past it, the frames left are held until the output drains."""
         scratch = self.scratch
         start = 0
-        limit = self.max_frame
         while have - start >= 4:
             length = _FRAME_HEADER.unpack_from(scratch, start)[0]
             if length >> 24:
                 self._drop(client, "not a Direct TCP frame")
                 return
-            if length > limit:
-                self._drop(client, f"frame of {length} bytes exceeds the limit {limit}")
-                return
+            if length > PRE_LOGON_MAX_FRAME:
+                refused = io_budget.frame_refused(client.conn, length, self.max_frame)
+                if refused:
+                    self._drop(client, refused)
+                    return
             end = start + 4 + length
             if end > have:
-                if length > SCRATCH_SIZE - 4:
-                    # Too big for the scratch buffer: its own buffer, from the pool.
+                if have - start == SCRATCH_SIZE:
+                    # The scratch buffer is full of this frame and more is coming: its own
+                    # buffer now (until then a frame announced but not sent costs nothing),
+                    # if the budget has room; else the connection waits for it unread.
+                    if self.io_used >= self.io_limit:
+                        client.held = HELD_BUDGET
+                        client.pending = bytes(scratch[start:have])
+                        self.budget_waiters.append(client)
+                        self._update_interest(client)
+                        return
                     part = have - start - 4
                     buf = self._take_buffer(length)
+                    self.io_used += len(buf)
                     view = memoryview(buf)[:length]
                     view[:part] = scratch[start + 4:have]
                     client.frame = buf
                     client.frame_view = view
                     client.got = part
                     client.pending = b""
+                    if not client.events & READ:  # (resumed after a wait: read it again)
+                        self._update_interest(client)
                     return
                 break
+            if client.held or client.out_bytes >= MAX_PENDING_OUTPUT or \
+                    client.ranges >= MAX_QUEUED_RANGES or \
+                    (client.out_bytes and self.io_used >= self.io_limit):
+                self._flush(client)  # what the socket takes now
+                if client.fileno not in self.clients:
+                    return
+                if client.held or client.out_bytes >= MAX_PENDING_OUTPUT or \
+                        client.ranges >= MAX_QUEUED_RANGES or \
+                        (client.out_bytes and self.io_used >= self.io_limit):
+                    # (with nothing of its own queued a client always gets one frame
+                    # through: the budget never stops a client that reads its answers)
+                    client.held = HELD_OUTPUT
+                    client.pending = bytes(scratch[start:have])
+                    self._update_interest(client)
+                    return
             if not self._dispatch(client, memoryview(bytes(self.scratch_view[start + 4:end]))):
                 return
             start = end
         client.pending = bytes(scratch[start:have]) if start < have else b""
         self._flush(client)
+
+    def _wake_budget_waiters(self) -> None:
+        """The budget has room again: the clients waiting for a receive buffer go on, first
+        come first (those that still find it spent wait again, in order)."""
+        waiters = self.budget_waiters
+        self.budget_waiters = []
+        for client in waiters:
+            if client.held == HELD_BUDGET and self.clients.get(client.fileno) is client:
+                client.held = HELD_OUTPUT
+                self._unhold(client)
+
+    def _run_unheld(self) -> None:
+        unheld = list(self.unheld)
+        self.unheld.clear()
+        for client in unheld:
+            if client.held and self.clients.get(client.fileno) is client:
+                self._unhold(client)
 
     def _take_buffer(self, length: int) -> bytearray:
         """A buffer of at least `length` bytes for one large frame: reused from the pool
@@ -371,7 +575,8 @@ class Loop:
             if len(buf) >= length:
                 return pool.pop(i)
         heap.large_buffers_in_use()
-        return bytearray(max(length, self.max_frame) if length > SCRATCH_SIZE else length)
+        return bytearray(max(length, self.max_frame) if length > PRE_LOGON_MAX_FRAME
+                         else length)
 
     def _give_back(self, buf: bytearray, view: memoryview) -> None:
         """Return a frame buffer to the pool, unless something still holds a view of it."""
@@ -386,6 +591,16 @@ class Loop:
             return
         del buf[-1]
         self.pool.append(buf)
+
+    def _large_freed(self) -> None:
+        """A large buffer went back (to the pool or the heap): trim once idle again, even if
+        a trim ran while it was in use (its pages would stay in the heap otherwise)."""
+        self.pool_used = time.monotonic()
+        heap.large_buffers_in_use()
+
+    def _trim_due(self) -> float:
+        """Seconds until the idle trim is due (a little after, so that it is)."""
+        return max(0.01, self.pool_used + POOL_IDLE_SECONDS + 0.01 - time.monotonic())
 
     def _trim_pool(self, now: float) -> None:
         if (self.pool or heap.busy()) and now - self.pool_used > POOL_IDLE_SECONDS:
@@ -402,17 +617,47 @@ class Loop:
             self._flush(client)
             self._drop(client, conn.close_reason)
             return False
+        if conn.suspended is not None:  # a compound waits for its output to drain
+            client.held = HELD_OUTPUT
         return True
+
+    def _unhold(self, client: _Client) -> None:
+        """Go on with a held client whose output has drained: the suspended compound first,
+        then the frames kept in `pending`."""
+        if client.out_bytes >= MAX_PENDING_OUTPUT or client.ranges >= MAX_QUEUED_RANGES:
+            return  # still full: _update_interest brings it back when it drains
+        client.held = False
+        conn = client.conn
+        if conn.suspended is not None:
+            conn.resume()
+            if conn.outbox:
+                self._queue(client)
+            if conn.closing:
+                self._flush(client)
+                self._drop(client, conn.close_reason)
+                return
+            if conn.suspended is not None:
+                client.held = HELD_OUTPUT
+                self._flush(client)
+                return
+        pending = client.pending
+        n = len(pending)
+        self.scratch[:n] = pending
+        client.pending = b""
+        self._parse(client, n)
 
     def _queue(self, client: _Client) -> None:
         out = client.conn.outbox
         n = 0
+        on_disk = 0
         for buf in out:
             if buf.__class__ is FileRange:
                 client.ranges += 1
+                on_disk += len(buf)
             n += len(buf)
         client.out += out
         client.out_bytes += n
+        self.io_used += n - on_disk
         out.clear()
         if n > SCRATCH_SIZE:  # large responses: heap buffers (heap.py), trimmed when idle
             self.pool_used = time.monotonic()
@@ -434,6 +679,9 @@ class Loop:
             if sent == client.out_bytes:
                 out.clear()
                 client.out_bytes = 0
+                self.io_used -= sent
+                if sent > SCRATCH_SIZE:
+                    self._large_freed()
                 self.state.flush_pending.discard(client.conn)
                 if client.events != READ:
                     self._update_interest(client)
@@ -448,6 +696,7 @@ class Loop:
                     sent = os.sendfile(client.fileno, head.fd, head.offset, head.length)
                     if sent == 0:  # the file shrank under us: keep the framing with zeros
                         out[0] = bytes(head.length)
+                        self.io_used += head.length
                         head.release()
                         client.ranges -= 1
                         continue
@@ -473,17 +722,19 @@ class Loop:
             self._sent(client, sent)
         self._update_interest(client)
 
-    @staticmethod
-    def _sent(client: _Client, sent: int) -> None:
+    def _sent(self, client: _Client, sent: int) -> None:
         """Forget the first `sent` bytes of the queued byte buffers."""
         out = client.out
         client.out_bytes -= sent
+        self.io_used -= sent
         while sent:
             head = out[0]
             n = len(head)
             if sent >= n:
                 sent -= n
                 out.pop(0)
+                if n > SCRATCH_SIZE:
+                    self._large_freed()
             else:
                 out[0] = memoryview(head)[sent:]
                 sent = 0
@@ -492,13 +743,23 @@ class Loop:
         self.state.flush_pending.discard(client.conn)
         if client.fileno not in self.clients:
             return
-        want_read = client.out_bytes < MAX_PENDING_OUTPUT
+        out_bytes = client.out_bytes
+        want_read = out_bytes < MAX_PENDING_OUTPUT and client.ranges < MAX_QUEUED_RANGES and \
+            not (out_bytes and self.io_used >= self.io_limit)
+        if client.held:
+            if want_read and client.held == HELD_OUTPUT:
+                self.unheld.add(client)  # the loop goes on with its frames after this round
+            want_read = False
         events = (READ if want_read else 0) | (WRITE if client.out else 0)
-        if not events:
+        if not events and not client.held:
             events = READ
         if events != client.events:  # epoll_ctl only when the interest really changes
+            try:
+                self.sel.modify(client.sock, events, client)
+            except ValueError:  # (selectors, no epoll: cannot watch nothing)
+                events = READ
+                self.sel.modify(client.sock, events, client)
             client.events = events
-            self.sel.modify(client.sock, events, client)
 
     def _drop(self, client: _Client, reason: str) -> None:
         if self.clients.pop(client.fileno, None) is None:
@@ -511,12 +772,26 @@ class Loop:
             client.sock.close()
         except OSError:
             pass
+        in_memory = 0
         for item in client.out:
             if isinstance(item, FileRange):
                 item.release()
+            else:
+                in_memory += len(item)
+        self.io_used -= in_memory
         client.out.clear()
+        client.out_bytes = 0
         client.ranges = 0
+        if client.frame is not None:
+            self.io_used -= len(client.frame)
+            client.frame = client.frame_view = None
+            in_memory += SCRATCH_SIZE + 1
+        if in_memory > SCRATCH_SIZE:
+            self._large_freed()
+        if client.held == HELD_BUDGET and client in self.budget_waiters:
+            self.budget_waiters.remove(client)
         conn = client.conn
+        self.conns.forget(conn)
         self.state.connections.discard(conn)
         self.state.flush_pending.discard(conn)
         conn.transport = None
@@ -539,9 +814,12 @@ class Loop:
         for client in list(self.clients.values()):
             self._drop(client, "server shutting down")
         for sock in self.listeners:
-            self.sel.unregister(sock)
+            if sock not in self._paused:  # (a paused listener is not watched)
+                self.sel.unregister(sock)
             sock.close()
         self.listeners.clear()
+        self._paused.clear()
+        self.spare_fd.close()
         self.sel.close()
         self._wake_r.close()
         self._wake_w.close()
@@ -549,6 +827,7 @@ class Loop:
 
 def serve_forever(state, addresses: list[str], port: int) -> int:
     """Run until SIGTERM or SIGINT; SIGHUP reloads config and users in place."""
+    conn_limits.raise_fd_limit()
     loop = Loop(state, addresses, port)
 
     def stop(signum, frame):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import ServerConfig, load_config
+from .host_access import Refusals
 from .opens import OpenTable
 from .pwddb import PasswordDb
 
@@ -44,6 +45,7 @@ class ServerState:
         self.now = time.monotonic
         self.bytes_read = 0
         self.bytes_written = 0
+        self.refusals = Refusals()  # refused connections/tree connects by rule, log throttle
         self.share_roots: dict[str, str] = {}
         # Connections with output queued outside their own read path (async completions);
         # the loop sends it after each round of events.

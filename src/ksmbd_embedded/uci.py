@@ -51,6 +51,8 @@ class UciSection:
     options: dict[str, str | list[str]] = field(default_factory=dict)
     line: int = 0
     option_lines: dict[str, int] = field(default_factory=dict)
+    # the line of each value of an option (one for an option, one per item of a list)
+    item_lines: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -285,17 +287,22 @@ def _apply(section: UciSection, kind: str, opt: str, value: str, line: int) -> N
         if value:
             options[opt] = value
             section.option_lines[opt] = line
+            section.item_lines[opt] = [line]
         else:  # an empty value deletes (uci_set semantics)
             options.pop(opt, None)
             section.option_lines.pop(opt, None)
+            section.item_lines.pop(opt, None)
         return
     old = options.get(opt)
     if old is None:
         options[opt] = [value]
+        section.item_lines[opt] = [line]
     elif isinstance(old, list):
         old.append(value)
+        section.item_lines.setdefault(opt, []).append(line)
     else:
         options[opt] = [old, value]
+        section.item_lines.setdefault(opt, []).append(line)
     section.option_lines[opt] = line
 
 

@@ -78,13 +78,21 @@ def test_view_edits_the_old_pages_options_and_ours():
     # luci-app-ksmbd's globals, plus signing, encryption and the protocol range
     assert _options(globals_part) == {
         "interface", "workgroup", "description", "allow_legacy_protocols", "allow_guest_ipc",
-        "server_signing", "smb3_encryption", "server_min_protocol", "server_max_protocol"}
+        "server_signing", "smb3_encryption", "server_min_protocol", "server_max_protocol",
+        "hosts_allow", "hosts_deny", "max_connections", "max_ip_connections", "deadtime",
+        "logon_timeout", "frame_timeout"}
     assert _options(globals_part) <= set(config._GLOBAL_OPTIONS)
     # luci-app-ksmbd's share table
     assert _options(shares_part) == {
         "name", "path", "browseable", "read_only", "force_root", "users", "guest_ok",
-        "inherit_owner", "hide_dot_files", "create_mask", "dir_mask"}
+        "inherit_owner", "hide_dot_files", "create_mask", "dir_mask", "hosts_allow",
+        "hosts_deny"}
     assert _options(shares_part) <= set(config._SHARE_OPTIONS)
+    # the help of "Allowed users" and "Allow guests" says that a users list keeps guests out
+    users = re.search(r"form\.Value, 'users', _\('Allowed users'\),\s*_\('([^']*)'", text)
+    guests = re.search(r"form\.Flag, 'guest_ok', _\('Allow guests'\),\s*_\('([^']*)'", text)
+    assert users and "guests are then refused too" in users.group(1)
+    assert guests and "unless \"Allowed users\" names its users" in guests.group(1)
     dialects = re.search(r"var DIALECTS = \[([^\]]*)\]", text).group(1)
     assert tuple(re.findall(r"'(\w+)'", dialects)) == config.DIALECTS
 

@@ -10,6 +10,7 @@ checks the results on disk and on the server, with real SMB clients.
 from __future__ import annotations
 
 import json
+import socket
 import time
 import uuid
 
@@ -378,3 +379,84 @@ def test_status_pages_open_files_and_tells_a_negotiated_cipher_from_encryption(l
     finally:
         quiet_disconnect(conn)
         quiet_disconnect(private)
+
+
+def test_hosts_lists_in_settings_and_shares(luci):
+    """hosts allow / hosts deny on the page (issue 11): a bad entry is refused by the form;
+    good ones are saved, accepted by the server's loader and enforced after the reload."""
+    srv, backend, page, sock, shares = luci
+    deny = ".cbi-value[data-name='hosts_deny'] input"
+    row = ".cbi-tblsection tr[data-sid]"  # the one share, 'data'
+    assert page.evaluate(f"document.querySelector(\"{deny}\").placeholder") == "any"
+    before = (srv.root / "ksmbd.uci").read_text()
+    page.type(deny, "127.0.0.2 nas.lan")
+    page.click("#footer-save-apply")
+    assert "Not a host entry: nas.lan" in take_errors(page, "the validation error")
+    assert (srv.root / "ksmbd.uci").read_text() == before
+
+    page.type(deny, "127.0.0.2, 10.0.0.0/8")
+    page.type(".cbi-value[data-name='hosts_allow'] input", "192.168.1.0/255.255.255.0")
+    page.type(f"{row} [data-name='hosts_allow'] input", "192.168.1. fd00::/8")
+    page.type(f"{row} [data-name='hosts_deny'] input", "[fd00::1]")
+    page.click("#footer-save-apply")
+    page.wait_for("window.__shim.applied === 1", what="Save & Apply")
+    glob, data = parse_uci((srv.root / "ksmbd.uci").read_text(), "ksmbd").sections
+    assert glob.options["hosts_deny"] == "127.0.0.2, 10.0.0.0/8"
+    assert glob.options["hosts_allow"] == "192.168.1.0/255.255.255.0"
+    assert data.options["hosts_allow"] == "192.168.1. fd00::/8"
+    assert data.options["hosts_deny"] == "[fd00::1]"
+    config = load_config(srv.root / "ksmbd.uci")
+    assert config.globals.hosts_deny.entries == ("127.0.0.2", "10.0.0.0/8")
+    assert config.share("data").hosts_allow.entries == ("192.168.1.", "fd00::/8")
+    assert backend.reloads and srv.wait_for_log("configuration reloaded")
+
+    # enforced: 127.0.0.2 is closed at once, counted in status; 127.0.0.1 still logs on
+    with socket.socket() as s:
+        s.settimeout(5)
+        s.bind(("127.0.0.2", 0))
+        s.connect(("127.0.0.1", srv.port))
+        assert s.recv(16) == b""
+    wait_until(lambda: ubus_call(sock, "ksmbd", "status")[1]["refused"].get("hosts_deny"),
+               what="the refusal to be counted")
+    conn, session = smb_login(srv.port, "alice", "alice-pw")
+    quiet_disconnect(conn)
+
+
+def test_connection_limits_in_settings_and_status(luci):
+    """Connection limits and timers on the page (issue 11): a bad number is refused by the
+    form; good ones are saved, loaded by the server, enforced after the reload, and the
+    refusal shows in the status."""
+    srv, backend, page, sock, shares = luci
+    field = "[data-name='{}'] input".format
+    assert page.evaluate(f"document.querySelector(\"{field('max_connections')}\").placeholder") \
+        == "256"
+    assert page.evaluate(f"document.querySelector(\"{field('deadtime')}\").placeholder") == "0"
+    before = (srv.root / "ksmbd.uci").read_text()
+    page.type(field("max_ip_connections"), "-3")
+    page.click("#footer-save-apply")
+    assert "Expecting: a whole number from 0 to 65536" in take_errors(page, "the error")
+    assert (srv.root / "ksmbd.uci").read_text() == before
+
+    page.type(field("max_ip_connections"), "1")
+    page.type(field("deadtime"), "15")
+    page.click("#footer-save-apply")
+    page.wait_for("window.__shim.applied === 1", what="Save & Apply")
+    glob = parse_uci((srv.root / "ksmbd.uci").read_text(), "ksmbd").sections[0]
+    assert (glob.options["max_ip_connections"], glob.options["deadtime"]) == ("1", "15")
+    config = load_config(srv.root / "ksmbd.uci")
+    assert (config.globals.max_ip_connections, config.globals.deadtime) == (1, 15)
+    assert backend.reloads and srv.wait_for_log("configuration reloaded")
+
+    # enforced: with a file open on its one connection, 127.0.0.1's next one is refused
+    conn, session = smb_login(srv.port, "alice", "alice-pw")
+    try:
+        open_rw(session, "data", "held.txt")
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+            assert s.recv(16) == b""
+        wait_until(lambda: ubus_call(sock, "ksmbd", "status")[1]["refused"].get(
+            "max_ip_connections"), what="the refusal to be counted")
+        page.wait_for("(document.querySelector('#ksmbd-summary') || {}).textContent"
+                      ".indexOf('max_ip_connections (1)') >= 0", timeout=15,
+                      what="the status to show the refusal")
+    finally:
+        quiet_disconnect(conn)

@@ -1,6 +1,7 @@
 """The ubus client against a unix socket played by the test, with bytes captured from the
 real ubusd: what it sends must equal what libubus sent in the same exchange."""
 
+import errno
 import logging
 import os
 import socket
@@ -224,3 +225,24 @@ def test_output_is_bounded_when_ubusd_does_not_read(ubusd):
             break
     assert cl.state == c.IDLE
     assert any(d == c.FLUSH_RETRY for d, _ in loop.timers)
+
+
+def test_no_descriptor_left_is_retried_like_a_missing_ubusd(tmp_path, caplog, monkeypatch):
+    """At the fd limit, socket() itself fails (EMFILE): a warning and a retry, no traceback
+    out of the loop's timer."""
+    caplog.set_level(logging.INFO, "ksmbd.ubus")
+    loop = FakeLoop()
+    cl = c.UbusClient(loop, str(tmp_path / "ubus.sock"), "test", EXAMPLE_SIGNATURE,
+                      example_handler([]))
+
+    def no_fd(*args, **kwargs):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(c.socket, "socket", no_fd)
+    cl.start()
+    assert cl.state == c.IDLE
+    assert loop.fire_timers() == [0.5]  # retried
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "Too many open files" in warnings[0]
+    monkeypatch.undo()
+    cl.close()

@@ -7,6 +7,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from .. import header as h
+from .. import host_access
 from ..status import (
     STATUS_ACCESS_DENIED, STATUS_BAD_NETWORK_NAME, STATUS_INVALID_PARAMETER, STATUS_SUCCESS,
     SmbError,
@@ -42,15 +43,17 @@ def share_access(share: ShareConfig, session: Session) -> bool | None:
     """None if the session may not use the share, else whether it may write.
 
     Rules of ksmbd.conf(5)/smb.conf: guests and anonymous users only on `guest ok` shares;
-    a non-empty `users` (valid users) list admits only those users; `read list` forces
-    read-only and `write list` grants write on a read-only share.
+    a non-empty `users` (valid users) list admits only those users, and that keeps guests
+    out too, `guest ok` or not (as Samba's `valid users`: a guest is the guest account,
+    admitted only where the list names it; anonymous never); `read list` forces read-only
+    and `write list` grants write on a read-only share.
     """
-    if session.is_guest or session.is_anonymous:
-        return share.writable if share.guest_ok else None
     user = session.user.lower()
     listed = {u.lower() for u in share.users}
     if listed and user not in listed:
         return None
+    if session.is_guest or session.is_anonymous:
+        return share.writable if share.guest_ok else None
     if user in {u.lower() for u in share.read_list}:
         return False
     if user in {u.lower() for u in share.write_list}:
@@ -73,7 +76,11 @@ def handle_tree_connect(req: Request):
         raise SmbError(STATUS_ACCESS_DENIED)
     g = server.config.globals
 
+    # hosts allow / hosts deny first: the globals (again, as a reload may have changed them)
+    # and the share's own lists; host_access counts and logs (throttled) a refusal.
     if name.upper() == "IPC$":
+        if host_access.tree_refusal(server, None, req.conn.peer):
+            raise SmbError(STATUS_ACCESS_DENIED)
         share = None
         writable = True
         encrypt = False
@@ -83,6 +90,8 @@ def handle_tree_connect(req: Request):
         if share is None:
             log.info("%s: tree connect to unknown share %r", req.conn.peer, name)
             raise SmbError(STATUS_BAD_NETWORK_NAME)
+        if host_access.tree_refusal(server, share, req.conn.peer):
+            raise SmbError(STATUS_ACCESS_DENIED)
         writable = share_access(share, session)
         if writable is None:
             log.info("%s: %s refused on share %r", req.conn.peer,

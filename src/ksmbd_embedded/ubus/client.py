@@ -106,7 +106,12 @@ class UbusClient:
     def _connect(self) -> None:
         if self.state == CLOSED:
             return
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            # no descriptor left (EMFILE) is retried like a missing ubusd
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        except OSError as exc:
+            self._fail(f"cannot connect to ubusd at {self.path}: {exc.strerror or exc}")
+            return
         sock.setblocking(False)
         try:
             sock.connect(self.path)

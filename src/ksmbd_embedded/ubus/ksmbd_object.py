@@ -31,7 +31,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .. import __version__
+from .. import __version__, io_budget
+from ..conn_limits import ConnTable
 from ..header import DIALECT_NAMES
 from ..pwddb import PasswordDb, nt_hash, validate_password, validate_user_name
 from ..session import VALID
@@ -189,6 +190,12 @@ class KsmbdObject:
                 name = _CIPHER_NAMES[conn.cipher_id]
                 ciphers[name] = ciphers.get(name, 0) + 1
         sessions = [s for s in st.sessions.values() if s.state == VALID]
+        # Connections refused by rule, reclaimed for new ones, closed by a timer (loop.py,
+        # conn_limits.py); zeros when there is no loop.
+        table = getattr(getattr(st, "loop", None), "conns", None)
+        limits = (table if table is not None else ConnTable()).counters()
+        # and by hosts allow / hosts deny (host_access.py): hosts_deny, share_hosts_allow, ...
+        limits["refused"] = {**limits.get("refused", {}), **st.refusals.counts}
         return UBUS_STATUS_OK, {
             "version": __version__,
             "uptime": int(time.monotonic() - st.start_monotonic),
@@ -203,6 +210,9 @@ class KsmbdObject:
             "negotiated_ciphers": ciphers,  # per connection; sessions says which encrypt
             "shares": len(st.config.shares),
             "users": len(st.pwddb),
+            **limits,
+            # I/O buffers against `memory_limit` (io_budget.py)
+            "io_buffers": io_budget.counters(getattr(st, "loop", None), st.config.memory_limit),
         }
 
     def _listening(self) -> list[str]:
