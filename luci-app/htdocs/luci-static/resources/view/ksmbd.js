@@ -57,8 +57,91 @@ function fmtDuration(seconds) {
 	return '%ds'.format(s);
 }
 
+/* hosts allow / hosts deny entries, as the server reads them (host_access.py): addresses,
+ * prefixes ("192.168.1."), networks (10.0.0.0/8, fd00::/8, 192.168.1.0/255.255.255.0), ALL,
+ * EXCEPT; separated by spaces or commas. The server's check at load is the final word. */
+function isIPv4(s) {
+	var p = String(s).split('.');
+	return p.length === 4 && p.every(function(o) { return /^\d{1,3}$/.test(o) && +o <= 255; });
+}
+
+function isIPv6(s) {
+	var halves = String(s).split('::'), groups, tail = 0;
+	if (halves.length > 2)
+		return false;
+	groups = [].concat.apply([], halves.map(function(h) { return h === '' ? [] : h.split(':'); }));
+	if (groups.length && groups[groups.length - 1].indexOf('.') >= 0) {
+		if (!isIPv4(groups.pop()))
+			return false;
+		tail = 2;
+	}
+	if (!groups.every(function(g) { return /^[0-9a-f]{1,4}$/i.test(g); }))
+		return false;
+	return halves.length === 2 ? groups.length + tail <= 7 : groups.length + tail === 8;
+}
+
+function isHostEntry(word) {
+	var m = /^((?:\d{1,3}\.){1,3})$/.exec(word), slash, addr, len, mask;
+	if (/^(all|except)$/i.test(word))
+		return true;
+	if (m)
+		return m[1].split('.').slice(0, -1).every(function(o) { return +o <= 255; });
+	slash = word.indexOf('/');
+	addr = slash < 0 ? word : word.substring(0, slash);
+	len = slash < 0 ? null : word.substring(slash + 1);
+	if (/^\[.*\]$/.test(addr))
+		addr = addr.slice(1, -1);
+	if (isIPv4(addr)) {
+		if (len === null || (/^\d{1,2}$/.test(len) && +len <= 32))
+			return true;
+		if (!isIPv4(len))
+			return false;
+		mask = len.split('.').reduce(function(acc, o) { return acc * 256 + +o; }, 0);
+		return ((0xffffffff - mask + 1) & (0xffffffff - mask)) === 0; /* contiguous ones */
+	}
+	return isIPv6(addr) && (len === null || (/^\d{1,3}$/.test(len) && +len <= 128));
+}
+
+function validateHosts(section_id, value) {
+	var bad = String(value || '').split(/[\s,]+/).filter(function(w) { return w && !isHostEntry(w); });
+	if (bad.length)
+		return _('Not a host entry: %s. Expecting addresses, prefixes such as 192.168.1., networks such as 192.168.1.0/24 or fd00::/8, or ALL').format(bad.join(' '));
+	return true;
+}
+
+/* A host list option: shown as one line, written as one space-separated option (the server
+ * also reads a UCI list). */
+function hostsOption(o) {
+	o.rmempty = true;
+	o.placeholder = _('any');
+	o.validate = validateHosts;
+	o.cfgvalue = function(section_id) {
+		return L.toArray(uci.get('ksmbd', section_id, this.option)).join(' ') || null;
+	};
+	return o;
+}
+
+/* A whole-number option from 0 to `max`; empty means the server's default (`placeholder`). */
+function numberOption(o, max, placeholder) {
+	o.rmempty = true;
+	o.placeholder = placeholder;
+	o.validate = function(section_id, value) {
+		if (value == null || value === '' || (/^\d+$/.test(value) && +value <= max))
+			return true;
+		return _('Expecting: a whole number from 0 to %d').format(max);
+	};
+	return o;
+}
+
 function yesNo(value) {
 	return value ? _('yes') : _('no');
+}
+
+/* The entries of a counter map that are not 0 (refusals by rule, timeouts by kind). */
+function nonZero(map) {
+	var out = {};
+	Object.keys(map || {}).forEach(function(k) { if (map[k]) out[k] = map[k]; });
+	return out;
 }
 
 function counts(map) {
@@ -176,7 +259,10 @@ return view.extend({
 			  '%d / %d / %d'.format(status.connections || 0, status.sessions || 0, status.opens || 0) ],
 			[ _('Read / written'), '%s / %s'.format(fmtSize(status.bytes_read), fmtSize(status.bytes_written)) ],
 			[ _('Dialects in use'), counts(status.dialects) ],
-			[ _('Ciphers negotiated'), counts(status.negotiated_ciphers) ]
+			[ _('Ciphers negotiated'), counts(status.negotiated_ciphers) ],
+			[ _('Connections refused'), counts(nonZero(status.refused)) ],
+			[ _('Connections reclaimed / timed out'),
+			  '%d / %s'.format(status.reclaimed || 0, counts(nonZero(status.timed_out))) ]
 		], '') : E('p', { 'class': 'alert-message warning' }, [
 			_('The SMB server is not running or not reachable over ubus.')
 		]);
@@ -380,6 +466,7 @@ return view.extend({
 		s.anonymous = true;
 		s.tab('general', _('General Settings'));
 		s.tab('security', _('Security and protocols'));
+		s.tab('limits', _('Connections'));
 
 		o = s.taboption('general', widgets.NetworkSelect, 'interface', _('Interface'),
 			_('Listen only on the given interface or, if unspecified, on lan'));
@@ -428,6 +515,12 @@ return view.extend({
 		DIALECTS.forEach(function(d) { o.value(d, d); });
 		o.default = 'SMB2_02';
 
+		o = hostsOption(s.taboption('security', form.Value, 'hosts_allow', _('Allowed hosts'),
+			_('Only these clients may connect: addresses, prefixes such as 192.168.1., networks such as 192.168.1.0/24 or fd00::/8, separated by spaces. Empty: every client. The router itself (127.0.0.1, ::1) is allowed unless denied below.')));
+
+		o = hostsOption(s.taboption('security', form.Value, 'hosts_deny', _('Denied hosts'),
+			_('These clients are disconnected at once. A client that is also in "Allowed hosts" is allowed, as in Samba: enter ALL here to refuse every client not allowed above.')));
+
 		o = s.taboption('security', form.ListValue, 'server_max_protocol', _('Maximum protocol'));
 		DIALECTS.forEach(function(d) { o.value(d, d); });
 		o.default = 'SMB3_11';
@@ -437,6 +530,21 @@ return view.extend({
 				return _('The maximum protocol must not be below the minimum protocol');
 			return true;
 		};
+
+		numberOption(s.taboption('limits', form.Value, 'max_connections', _('Maximum connections'),
+			_('Connections from all clients together (0: 65536). At the limit, the connection without open files that has been idle longest is closed for a new one; a new one is refused only when every connection has files open.')), 65536, '256');
+
+		numberOption(s.taboption('limits', form.Value, 'max_ip_connections', _('Maximum connections per client'),
+			_('Connections from one client address (0: 65536). A client that reconnects after a dropped link is not locked out by its old connections: those without open files are closed for it, the idlest first.')), 65536, '32');
+
+		numberOption(s.taboption('limits', form.Value, 'deadtime', _('Idle timeout (minutes)'),
+			_('Close a connection with no open files after this many minutes without a request (clients reconnect by themselves). 0: never.')), 65535, '0');
+
+		numberOption(s.taboption('limits', form.Value, 'logon_timeout', _('Logon timeout (seconds)'),
+			_('Close a connection that has not logged on within this time. 0: no limit.')), 3600, '20');
+
+		numberOption(s.taboption('limits', form.Value, 'frame_timeout', _('Request timeout (seconds)'),
+			_('Close a connection whose request has started arriving but is not complete after this time. 0: no limit.')), 3600, '30');
 
 		s = m.section(form.TableSection, 'share', _('Shared Directories'),
 			_('Please add directories to share. Each directory refers to a folder on a mounted device.'));
@@ -473,14 +581,22 @@ return view.extend({
 
 		s.option(form.Flag, 'force_root', _('Force Root'));
 
-		o = s.option(form.Value, 'users', _('Allowed users'));
+		o = s.option(form.Value, 'users', _('Allowed users'),
+			_('Only these users (separated by spaces) may use the share; guests are then refused too, even with "Allow guests". Empty: every user.'));
 		o.rmempty = true;
 
-		o = s.option(form.Flag, 'guest_ok', _('Allow guests'));
+		o = s.option(form.Flag, 'guest_ok', _('Allow guests'),
+			_('Clients without an account (no password, or an unknown user name) may use the share, unless "Allowed users" names its users.'));
 		o.enabled = 'yes';
 		o.disabled = 'no';
 		o.default = 'yes'; /* the server's default is no */
 		o.rmempty = false;
+
+		hostsOption(s.option(form.Value, 'hosts_allow', _('Allowed hosts'),
+			_('Only these clients may use the share (addresses, prefixes, networks); the router itself unless denied. Empty: every client the settings allow.')));
+
+		hostsOption(s.option(form.Value, 'hosts_deny', _('Denied hosts'),
+			_('These clients may not use the share; a client also in "Allowed hosts" may.')));
 
 		o = s.option(form.Flag, 'inherit_owner', _('Inherit owner'));
 		o.enabled = 'yes';
