@@ -207,6 +207,7 @@ class _Mapper:
             # ours (ksmbd has no such keys)
             "logon timeout": self._number("logon_timeout", 0, 3600),
             "frame timeout": self._number("frame_timeout", 0, 3600),
+            "memory limit": self._number("memory_limit", 4 << 20, 4 << 30),
         }
 
     def share_options(self, sec: ConfSection, defaults: ConfSection) -> UciSection:
@@ -416,6 +417,7 @@ def render(config: ServerConfig) -> str:
         ("max ip connections", str(g.max_ip_connections)),
         ("deadtime", str(g.deadtime)),
         ("logon timeout", str(g.logon_timeout)), ("frame timeout", str(g.frame_timeout)),
+        ("memory limit", str(g.memory_limit) if g.memory_limit else None),
     ]
     lines += [f"\t{key} = {_clean(value)}" for key, value in pairs if value]
     for share in config.shares:

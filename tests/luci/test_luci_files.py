@@ -80,7 +80,7 @@ def test_view_edits_the_old_pages_options_and_ours():
         "interface", "workgroup", "description", "allow_legacy_protocols", "allow_guest_ipc",
         "server_signing", "smb3_encryption", "server_min_protocol", "server_max_protocol",
         "hosts_allow", "hosts_deny", "max_connections", "max_ip_connections", "deadtime",
-        "logon_timeout", "frame_timeout"}
+        "logon_timeout", "frame_timeout", "memory_limit"}
     assert _options(globals_part) <= set(config._GLOBAL_OPTIONS)
     # luci-app-ksmbd's share table
     assert _options(shares_part) == {

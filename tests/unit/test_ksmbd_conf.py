@@ -261,3 +261,19 @@ def test_server_reload_goes_through_the_sources(tmp_path):
     state.reload()
     assert state.config.globals.workgroup == "NEW" and "x" in state.share_roots
     assert "workgroup = NEW" in (tmp_path / "var/etc/ksmbd/ksmbd.conf").read_text()
+
+
+def test_memory_limit_read_and_written():
+    """`memory limit` (ours) maps onto UCI's memory_limit both ways."""
+    from ksmbd_embedded.config import config_from_text
+    from ksmbd_embedded.ksmbd_conf import config_from_ksmbd_conf, render
+    cfg = config_from_ksmbd_conf("[global]\n\tmemory limit = 24M\n", "ksmbd.conf",
+                                 check_paths=False, hostname="h", mem_total_kb=1 << 17)
+    assert cfg.globals.memory_limit == 24 << 20
+    uci = config_from_text("config globals\n\toption memory_limit '8M'\n", "ksmbd", False,
+                           hostname="h", mem_total_kb=1 << 17)
+    text = render(uci)
+    assert f"memory limit = {8 << 20}" in text
+    again = config_from_ksmbd_conf(text, "ksmbd.conf", check_paths=False, hostname="h",
+                                   mem_total_kb=1 << 17)
+    assert again.globals.memory_limit == 8 << 20

@@ -543,6 +543,20 @@ return view.extend({
 		numberOption(s.taboption('limits', form.Value, 'logon_timeout', _('Logon timeout (seconds)'),
 			_('Close a connection that has not logged on within this time. 0: no limit.')), 3600, '20');
 
+		o = s.taboption('limits', form.Value, 'memory_limit', _('Memory for transfers'),
+			_('Buffers for data in flight, all clients together, e.g. 16M. When it is spent, clients wait (nothing fails). Empty: from the router\'s RAM (16M below 128 MB).'));
+		o.rmempty = true;
+		o.placeholder = _('from RAM');
+		o.validate = function(section_id, value) {
+			var m = /^(\d+)([KMG]?)$/i.exec(value || ''), bytes;
+			if (!value)
+				return true;
+			bytes = m ? +m[1] * { '': 1, 'K': 1024, 'M': 1048576, 'G': 1073741824 }[m[2].toUpperCase()] : 0;
+			if (bytes >= 4194304 && bytes <= 4294967296)
+				return true;
+			return _('Expecting: a size from 4M to 4G, e.g. 16M');
+		};
+
 		numberOption(s.taboption('limits', form.Value, 'frame_timeout', _('Request timeout (seconds)'),
 			_('Close a connection whose request has started arriving but is not complete after this time. 0: no limit.')), 3600, '30');
 
