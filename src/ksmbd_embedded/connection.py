@@ -387,9 +387,16 @@ class Connection:
         if needs_tree:
             session = req.session
             if req.related:
+                # 3.3.5.2.7.2 / 3.3.5.2.11: the previous request's TreeId, looked up in
+                # Session.TreeConnectTable like any other: after a TREE_DISCONNECT earlier in
+                # the chain it is gone. The chain keeps that TreeId (req.tree, what the next
+                # request inherits), so every later related request fails the same way.
                 tree = chain.tree
                 if tree is None:
                     raise SmbError(STATUS_INVALID_PARAMETER)
+                if tree.closed or session.trees.get(tree.tree_id) is not tree:
+                    req.tree = tree
+                    raise SmbError(STATUS_NETWORK_NAME_DELETED)
             else:
                 tree = session.trees.get(tree_id)
             if tree is None:

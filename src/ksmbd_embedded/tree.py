@@ -48,7 +48,7 @@ class TreeConnect:
     """A session's connection to one share (or IPC$, where share is None)."""
 
     __slots__ = ("tree_id", "session", "share", "is_ipc", "writable", "maximal_access",
-                 "encrypt_data", "root", "open_count")
+                 "encrypt_data", "root", "open_count", "closed")
 
     def __init__(self, tree_id: int, session: Session, share: ShareConfig | None,
                  writable: bool, encrypt_data: bool, root: str) -> None:
@@ -61,6 +61,9 @@ class TreeConnect:
         self.encrypt_data = encrypt_data
         self.root = root  # realpath of the share's directory ("" for IPC$)
         self.open_count = 0
+        # Set by TREE_DISCONNECT/LOGOFF/disconnect (tree_connect.close_tree): a request still
+        # holding this object (the next one of a compound) must not add an Open to it.
+        self.closed = False
 
     @property
     def share_name(self) -> str:

@@ -398,6 +398,44 @@ def test_link(env):
         STATUS_OBJECT_PATH_SYNTAX_BAD
 
 
+# -- target names that are not valid UTF-16 ------------------------------------------------------
+
+def _raw_rename_buffer(name: str, replace: bool = False) -> bytes:
+    """rename_buffer for a name holding lone surrogates (encoded as they come, surrogatepass)."""
+    nb = name.encode("utf-16-le", "surrogatepass")
+    return struct.pack("<B7xQI", 1 if replace else 0, 0, len(nb)) + nb
+
+
+# U+DC00 is the fuzzer's name (corpus b87b768258fb); U+DC80 is a name os.fsencode would take
+# (surrogateescape) but CREATE never lets through either; the others: a high surrogate, a lone
+# surrogate in an intermediate component (which reached os.lstat in resolve) and in a name
+# that also asks for replacement.
+_SURROGATE_NAMES = ["\udc00", "\udc80", "x\ud800.txt", "dir\\a\udfff\\b.txt",
+                    "\\top\udbff"]
+
+
+@pytest.mark.parametrize("info_class", [fi.FILE_RENAME_INFORMATION, fi.FILE_LINK_INFORMATION])
+@pytest.mark.parametrize("name", _SURROGATE_NAMES)
+def test_rename_and_link_target_with_lone_surrogate_is_name_invalid(env, info_class, name):
+    op = env.open("dir\\f.txt")
+    for replace in (False, True):
+        status, body = set_info(env, op, info_class, _raw_rename_buffer(name, replace))
+        assert status == STATUS_OBJECT_NAME_INVALID, hex(status)  # as CREATE answers it
+    assert op.path == str(env.root / "dir" / "f.txt")
+    assert (env.root / "dir" / "f.txt").read_bytes() == b"hello world"
+    assert os.stat(op.path).st_nlink == 1
+    assert sorted(os.listdir(env.root)) == ["dir", "empty", "other.txt"]
+
+
+def test_rename_and_link_target_with_surrogate_pair_is_a_name(env):
+    op = env.open("dir\\f.txt")
+    ok(set_info(env, op, fi.FILE_LINK_INFORMATION, _raw_rename_buffer("l\U0001F600.txt")))
+    assert os.stat(env.root / "l\U0001F600.txt").st_ino == os.stat(op.path).st_ino
+    ok(set_info(env, op, fi.FILE_RENAME_INFORMATION,
+                _raw_rename_buffer("\ud83d\ude00.txt")))  # the same pair, as UTF-16 units
+    assert (env.root / "\U0001F600.txt").read_bytes() == b"hello world"
+
+
 # -- handle state ---------------------------------------------------------------------------------
 
 def test_position(env):

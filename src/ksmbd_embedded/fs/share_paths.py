@@ -17,7 +17,8 @@ Decisions
 * Empty components ("a\\b") are STATUS_OBJECT_NAME_INVALID, and so is any component holding
   `< > : " | ? * /` or a character below 0x20 (MS-FSCC 2.1.5.2; "/" would be a separator on
   the POSIX side), or longer than 255 UTF-16 code units. A name that is not valid UTF-16
-  (a lone surrogate) cannot be a POSIX name either: STATUS_OBJECT_NAME_INVALID.
+  (a lone surrogate) cannot be a POSIX name either: STATUS_OBJECT_NAME_INVALID, whether
+  `parse_name` decodes it or `check_name` is given it already decoded (rename/link targets).
 * Streams: CREATE names go through `parse_name_stream`, which splits "name:stream[:$DATA]"
   and "name::$DATA" at the first colon (fs/streams.py `split_stream` checks the stream part)
   and validates the file part like any other name, so a stream name never becomes part of a
@@ -64,8 +65,11 @@ from .streams import split_stream
 
 MAX_COMPONENT_UNITS = 255  # UTF-16 code units per name component (MS-FSCC 2.1.5.2)
 
-# MS-FSCC 2.1.5.2 characters no component may hold, plus "/" (a POSIX separator).
-_BAD_CHARS = re.compile(r'[\x00-\x1f<>:"|?*/]')
+# MS-FSCC 2.1.5.2 characters no component may hold, plus "/" (a POSIX separator), plus lone
+# surrogates: `_decode` never yields one (strict), but rename/link targets come decoded with
+# surrogatepass (fs/file_info.py) and would reach os.* as names the file system encoding
+# cannot encode (UnicodeEncodeError); to the client they are OBJECT_NAME_INVALID, as in CREATE.
+_BAD_CHARS = re.compile(r'[\x00-\x1f<>:"|?*/\ud800-\udfff]')
 _utf16_le_decode = codecs.utf_16_le_decode
 
 

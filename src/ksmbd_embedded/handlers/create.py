@@ -70,7 +70,8 @@ from ..status import (
     STATUS_TOO_MANY_OPENED_FILES,
     STATUS_ACCESS_DENIED, STATUS_BAD_IMPERSONATION_LEVEL, STATUS_CANNOT_DELETE,
     STATUS_DELETE_PENDING, STATUS_FILE_IS_A_DIRECTORY, STATUS_INVALID_PARAMETER,
-    STATUS_NOT_A_DIRECTORY, STATUS_NOT_SUPPORTED, STATUS_OBJECT_NAME_COLLISION,
+    STATUS_NETWORK_NAME_DELETED, STATUS_NOT_A_DIRECTORY, STATUS_NOT_SUPPORTED,
+    STATUS_OBJECT_NAME_COLLISION,
     STATUS_OBJECT_NAME_INVALID, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_OBJECT_PATH_NOT_FOUND,
     STATUS_PRIVILEGE_NOT_HELD, STATUS_SUCCESS, SmbError,
 )
@@ -197,6 +198,11 @@ MAX_OPENS_PER_SESSION = 16384
 
 def handle_create(req: Request):
     tree = req.tree
+    if tree.closed:
+        # Disconnected (connection.py refuses such a tree already): an Open added to it now
+        # would never be closed, as close_tree has run. Nothing below goes async, so the
+        # tree cannot close between this check and server.opens.add.
+        raise SmbError(STATUS_NETWORK_NAME_DELETED)
     if len(req.server.opens.by_id) >= MAX_OPENS_PER_SESSION and \
             sum(t.open_count for t in req.session.trees.values()) >= MAX_OPENS_PER_SESSION:
         raise SmbError(STATUS_TOO_MANY_OPENED_FILES)  # (counted only when it may be true)

@@ -125,6 +125,7 @@ def handle_tree_connect(req: Request):
 def close_tree(server, tree: TreeConnect) -> None:
     """Close every open of a tree connect and forget it."""
     from ..fs.share_modes import close_open
+    tree.closed = True  # from here on no Open can be added to it (handlers/create.py)
     # Close the opens first: a lock waiting on one of them is then granted, not cancelled.
     for op in server.opens.for_tree(tree):
         close_open(server, op)
