@@ -47,8 +47,34 @@ def _reason(exc: OSError) -> str:
     return text[:1].lower() + text[1:]
 
 
+def _terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``, which argparse's formatter asks for."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter without its ``import shutil`` (which loads zlib, bz2 and lzma:
+    ~1.5 MB of a server that never prints help; issue 11). argparse makes one for every
+    add_argument, so the default one would import it on every start."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        if width is None:
+            width = _terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ksmbd-embedded",
+    p = argparse.ArgumentParser(prog="ksmbd-embedded", formatter_class=_HelpFormatter,
                                 description="SMB2/3 file server for OpenWrt")
     p.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -64,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
                               "file, not a symlink (OpenWrt: /etc/ksmbd/ksmbd.conf)")
 
     serve = sub.add_parser(
-        "serve", help="run the server",
+        "serve", help="run the server", formatter_class=_HelpFormatter,
         description="Run the server until SIGTERM or Ctrl-C (SIGHUP reloads the configuration "
                     "and users). Every configuration error is listed as 'error: FILE:LINE: "
                     "...' (exit 2); an address that cannot be listened on is one 'error: "
@@ -95,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
                        choices=("debug", "info", "warning", "error"))
 
     user = sub.add_parser(
-        "user", help="manage users in the password database",
+        "user", help="manage users in the password database", formatter_class=_HelpFormatter,
         description="Add, update, delete or list SMB users. A user name is 1 to 47 bytes of "
                     "UTF-8 without ':' or control characters (ksmbd-tools' rules); the "
                     "password 1 to 128 bytes. Without --password or --password-stdin the "
@@ -112,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     pw.add_argument("--password", metavar="PWD", help="the password (visible to ps!)")
 
     check = sub.add_parser("check-config", help="validate the configuration",
+                           formatter_class=_HelpFormatter,
                            description="Check the configuration and list every error as "
                                        "'error: FILE:LINE: message' (exit 2), or say OK.")
     config_args(check)

@@ -12,7 +12,6 @@ files whose sections are appended, like the init script's CONFIG_APPEND.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 import re
@@ -363,6 +362,8 @@ class _Builder:
             line = sec.option_lines.get(opt, sec.line)
             parse = table.get(opt)
             if parse is None:
+                import difflib  # only for a misspelt option (issue 11: idle memory)
+
                 hint = difflib.get_close_matches(opt, table, n=1)
                 more = f" (did you mean {hint[0]!r}?)" if hint else ""
                 self.warn(filename, line, f"unknown option {opt!r} in {where}{more}")

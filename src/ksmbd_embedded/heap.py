@@ -8,14 +8,18 @@ mmapped: each one page-faults in (~0.25 us per 4 KiB page, and far more on a VM 
 freed memory is reported back to the host) and is unmapped again on free. Measured on an
 encrypted 1 GiB read: 12% of the server's CPU in page faults.
 
-So, on the first large buffer (an idle server never loads ctypes), large blocks are taken
+So, on the first large buffer (the heap settings wait for it), large blocks are taken
 from the heap (M_MMAP_THRESHOLD above any frame) and freed ones stay there for the next
 (M_TRIM_THRESHOLD); the loop calls `trim()` once the server has been idle for a moment,
 which returns every free page to the system (malloc_trim), so an idle server stays small.
+Once the server listens, `release_startup_memory()` trims once: the pages that importing
+(and compiling) the server's modules left free (issue 11, idle size).
 Other C libraries (musl on OpenWrt) have neither call: nothing is done there.
 """
 
 from __future__ import annotations
+
+import os
 
 M_TRIM_THRESHOLD = -1  # glibc mallopt parameters
 M_MMAP_THRESHOLD = -3
@@ -38,6 +42,23 @@ def large_buffers_in_use() -> None:
         _libc.append(libc if ok else None)
     except (OSError, AttributeError):  # not glibc
         _libc.append(None)
+
+
+def release_startup_memory() -> None:
+    """Once the server listens: give back the heap pages that importing and compiling the
+    server's modules freed (~1.2 MB of a ~20 MB idle server, issue 11). glibc only: ctypes
+    (~0.2 MB) is not loaded where there is no malloc_trim (musl), and the heap settings
+    above are left for the first large buffer."""
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return
+    except (ValueError, OSError, AttributeError):  # not glibc
+        return
+    try:
+        import ctypes
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def busy() -> bool:

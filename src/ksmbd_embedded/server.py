@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,6 +22,20 @@ def filetime_now() -> int:
     return time.time_ns() // 100 + _FILETIME_EPOCH_OFFSET
 
 
+def _random_bits(n: int) -> int:
+    """``secrets.randbits(n)`` without importing secrets (hmac, hashlib, libcrypto: ~4 MB
+    of an idle server, issue 11)."""
+    return int.from_bytes(os.urandom((n + 7) // 8), "big") >> (-n % 8)
+
+
+def _random_guid() -> bytes:
+    """``uuid.uuid4().bytes_le`` without importing uuid (and platform) at start."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return bytes(b[3::-1] + b[5:3:-1] + b[7:5:-1] + b[8:])
+
+
 class ServerState:
     """What all connections share: config, users, sessions, opens, counters."""
 
@@ -35,13 +47,13 @@ class ServerState:
         self.config_paths = tuple(config_paths)
         # run_server sets this to ConfigSources.load: ksmbd.conf override, generated file.
         self.config_loader: Any = None
-        self.server_guid = uuid.uuid4().bytes_le
+        self.server_guid = _random_guid()
         self.start_filetime = filetime_now()
         self.start_monotonic = time.monotonic()
         self.opens = OpenTable()
         self.sessions: dict[int, Any] = {}  # session id -> Session, across connections
         self.connections: set[Any] = set()
-        self._session_counter = secrets.randbits(24) << 8
+        self._session_counter = _random_bits(24) << 8
         self.now = time.monotonic
         self.bytes_read = 0
         self.bytes_written = 0
@@ -63,7 +75,7 @@ class ServerState:
     def new_session_id(self) -> int:
         """A fresh non-zero 64-bit SessionId, never reused while the server runs."""
         self._session_counter += 1
-        return (self._session_counter << 16) | secrets.randbits(16) | 1
+        return (self._session_counter << 16) | _random_bits(16) | 1
 
     def reload(self) -> None:
         """SIGHUP: re-read config and users; keep connections; new trees see the new shares."""
@@ -131,6 +143,8 @@ def run_server(config_path: str, extra_paths: Sequence[str], pwddb_path: str,
     if ubus_path:
         from .ubus.client import install as install_ubus
         install_ubus(state, ubus_path)
+    from .heap import release_startup_memory  # once everything start-up loads is loaded
+    state.startup_hooks.append(lambda loop: release_startup_memory())
     if ready_message is not None:  # the last startup hook: after the pid file and ubus
         state.startup_hooks.append(lambda loop: _print_ready(ready_message))
     addresses = listen or list(config.globals.listen)

@@ -44,8 +44,6 @@ raises :class:`NtlmError` (a ``ValueError``).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import struct
 import time
@@ -160,8 +158,25 @@ _S2C_SEAL = b"session key to server-to-client sealing key magic constant\x00"
 # ---------------------------------------------------------------------------
 
 
+# hashlib/hmac (libcrypto, ~4 MB) are imported at the first logon, not at start (issue 11:
+# an idle server's memory); once loaded, an import statement is a dict lookup.
 def _hmac_md5(key: bytes, data: bytes) -> bytes:
+    import hashlib
+    import hmac
+
     return hmac.new(key, data, hashlib.md5).digest()
+
+
+def _md5(data: bytes) -> bytes:
+    import hashlib
+
+    return hashlib.md5(data).digest()
+
+
+def _compare_digest(a: bytes, b: bytes) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a, b)
 
 
 def _upper(s: str) -> str:
@@ -270,7 +285,7 @@ def parse_av_pairs(data: bytes) -> list[tuple[int, bytes]]:
 def sign_key(exported_session_key: bytes, client_to_server: bool) -> bytes:
     """SIGNKEY with extended session security (MS-NLMP 3.4.5.2)."""
     magic = _C2S_SIGN if client_to_server else _S2C_SIGN
-    return hashlib.md5(bytes(exported_session_key) + magic).digest()
+    return _md5(bytes(exported_session_key) + magic)
 
 
 def seal_key(exported_session_key: bytes, flags: int, client_to_server: bool) -> bytes:
@@ -283,7 +298,7 @@ def seal_key(exported_session_key: bytes, flags: int, client_to_server: bool) ->
     else:
         key = key[:5]
     magic = _C2S_SEAL if client_to_server else _S2C_SEAL
-    return hashlib.md5(key + magic).digest()
+    return _md5(key + magic)
 
 
 def mac_signature(
@@ -427,7 +442,7 @@ class NtlmAcceptor:
         if self._client_sign_key is None:
             raise NtlmError("no signing key (not authenticated, or no ESS)")
         expected = mac_signature(self._client_sign_key, self._client_seal, seq_num, message)
-        return hmac.compare_digest(expected, bytes(signature))
+        return _compare_digest(expected, bytes(signature))
 
     # -- NEGOTIATE -> CHALLENGE ------------------------------------------
 
@@ -599,7 +614,7 @@ class NtlmAcceptor:
         response_key = None
         for candidate in dict.fromkeys((domain, "")):  # sent domain first, then NIL
             key = ntowfv2(nt_hash, user, candidate)
-            if hmac.compare_digest(ntproofstr(key, self.server_challenge, temp), proof):
+            if _compare_digest(ntproofstr(key, self.server_challenge, temp), proof):
                 response_key = key
                 break
         if response_key is None:
@@ -634,7 +649,7 @@ class NtlmAcceptor:
             assert self.negotiate_message is not None and self.challenge_message is not None
             for cand in candidates:
                 expected = compute_mic(cand, self.negotiate_message, self.challenge_message, zeroed)
-                if hmac.compare_digest(expected, mic):
+                if _compare_digest(expected, mic):
                     exported = cand
                     break
             else:

@@ -7,8 +7,6 @@ from a copy of the connection's value after NEGOTIATE.
 
 from __future__ import annotations
 
-import hashlib
-
 HASH_SIZE = 64
 SHA_512 = 0x0001  # PreauthIntegrityCaps.HashAlgorithms value
 
@@ -22,6 +20,8 @@ class PreauthHash:
         self._value = bytes(value)
 
     def update(self, message: bytes | bytearray | memoryview) -> None:
+        import hashlib  # at the first NEGOTIATE, not at start (issue 11: idle memory)
+
         h = hashlib.sha512(self._value)
         h.update(message)
         self._value = h.digest()

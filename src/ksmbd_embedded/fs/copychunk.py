@@ -21,8 +21,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
-import hmac
 import os
 import struct
 from typing import Any
@@ -56,6 +54,9 @@ def _secret(server: Any) -> bytes:
 
 def resume_key(server: Any, op: Any) -> bytes:
     """The 24-byte resume key of an open (2.2.32.3 ResumeKey)."""
+    import hashlib  # hashlib/hmac at first use, not at start (issue 11: idle memory)
+    import hmac
+
     vid = _ID.pack(op.volatile_id)
     return vid + hmac.new(_secret(server), vid, hashlib.sha256).digest()[:16]
 
@@ -64,6 +65,9 @@ def open_for_key(server: Any, session: Any, key: bytes) -> Any:
     """The open a resume key names, or None (unknown, forged, closed, another session's)."""
     if len(key) != RESUME_KEY_SIZE:
         return None
+    import hashlib
+    import hmac
+
     vid = key[:8]
     mac = hmac.new(_secret(server), vid, hashlib.sha256).digest()[:16]
     if not hmac.compare_digest(mac, key[8:]):

@@ -30,7 +30,6 @@ SeTakeOwnership).
 
 from __future__ import annotations
 
-import hashlib
 import re
 import struct
 from dataclasses import dataclass
@@ -110,7 +109,9 @@ BUILTIN_ADMINISTRATORS = sid_bytes(NT_AUTHORITY, 32, 544)
 BUILTIN_USERS = sid_bytes(NT_AUTHORITY, 32, 545)
 BUILTIN_GUESTS = sid_bytes(NT_AUTHORITY, 32, 546)
 
-_DOMAIN_DIGEST = hashlib.sha256(b"ksmbd-embedded").digest()
+# hashlib.sha256(b"ksmbd-embedded").digest(), spelled out: hashlib (libcrypto) is not
+# imported before the first logon (issue 11: idle memory).
+_DOMAIN_DIGEST = bytes.fromhex("5d117407c41c34a965b9f4084ddde16810ecaffbc98bb3d70dcf241869a8b378")
 DOMAIN_SUB_AUTHORITIES = (21,) + struct.unpack("<III", _DOMAIN_DIGEST[:12])
 DOMAIN_SID = sid_bytes(NT_AUTHORITY, *DOMAIN_SUB_AUTHORITIES)
 RID_GUEST = 501
@@ -124,6 +125,8 @@ def domain_sid(rid: int) -> bytes:
 
 
 def user_rid(name: str) -> int:
+    import hashlib  # at first use, not at start (issue 11)
+
     digest = hashlib.sha256(name.casefold().encode("utf-8", "surrogatepass")).digest()
     return _FIRST_USER_RID + int.from_bytes(digest[:4], "big") % (2 ** 31 - _FIRST_USER_RID)
 

@@ -51,7 +51,6 @@ Decisions
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat as _stat
 import struct
@@ -424,6 +423,8 @@ def encode_fs_class(info_class: int, tree, fd: int) -> bytes:
         return fsi.encode_fs_volume(root.creation_time, volume_serial(os.stat(tree.root).st_dev),
                                     tree.share_name)
     if info_class == fsi.FILE_FS_OBJECT_ID_INFORMATION:
+        import hashlib  # rare: not loaded at start (issue 11)
+
         return fsi.encode_fs_object_id(hashlib.md5(os.fsencode(tree.root)).digest())
     if info_class == fsi.FILE_FS_SECTOR_SIZE_INFORMATION:
         return fsi.encode_fs_sector_size()
