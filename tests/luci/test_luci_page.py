@@ -10,6 +10,7 @@ checks the results on disk and on the server, with real SMB clients.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 import uuid
@@ -143,6 +144,9 @@ def test_page_shows_status_edits_config_and_manages_users(luci, tmp_path):
     # -- Status: the server's own numbers, refreshed by poll ------------------------------
     assert "ksmbd-embedded " in text_of(page, "#ksmbd-summary")
     assert f"127.0.0.1:{srv.port}" in text_of(page, "#ksmbd-summary")
+    # the I/O budget (ubus status io_buffers): in use of the limit, 256 MiB at most
+    assert re.search(r"Memory for transfers in use\s*[\d.]+ [KMG]?i?B of [\d.]+ MiB",
+                     text_of(page, "#ksmbd-summary")), text_of(page, "#ksmbd-summary")
     assert "data" in text_of(page, "#ksmbd-shares")
     assert "No client is connected." in text_of(page, "#ksmbd-sessions")
 

@@ -262,7 +262,11 @@ return view.extend({
 			[ _('Ciphers negotiated'), counts(status.negotiated_ciphers) ],
 			[ _('Connections refused'), counts(nonZero(status.refused)) ],
 			[ _('Connections reclaimed / timed out'),
-			  '%d / %s'.format(status.reclaimed || 0, counts(nonZero(status.timed_out))) ]
+			  '%d / %s'.format(status.reclaimed || 0, counts(nonZero(status.timed_out))) ],
+			[ _('Memory for transfers in use'), status.io_buffers
+			  ? '%s of %s%s'.format(fmtSize(status.io_buffers.used), fmtSize(status.io_buffers.limit),
+			      status.io_buffers.held ? _(', %d client(s) waiting').format(status.io_buffers.held) : '')
+			  : '-' ]
 		], '') : E('p', { 'class': 'alert-message warning' }, [
 			_('The SMB server is not running or not reachable over ubus.')
 		]);
