@@ -274,28 +274,24 @@ def _int_range(low: int, high: int) -> Callable[[Any], int]:
     return parse
 
 
-def _size(value: str | list[str]) -> int:
-    """Bytes with an optional K/M/G suffix (powers of 1024, `4M`, `4MB`, `4MiB`)."""
-    text = _single(value).strip()
-    m = re.fullmatch(r"(\d+)\s*([kmg]?)(i?b)?", text, re.IGNORECASE)
-    if not m:
-        raise ValueError(f"bad size {text!r} (expected bytes or e.g. 64K, 1M)")
-    size = int(m.group(1)) * {"": 1, "k": _KIB, "m": _MIB, "g": 1024 * _MIB}[m.group(2).lower()]
-    if not _IO_MIN <= size <= _IO_MAX:
-        raise ValueError(f"size {text!r} out of range (64K to 8M)")
-    return size
+def _size_range(low: int, high: int, low_text: str, high_text: str):
+    """A parser of bytes with an optional K/M/G suffix (powers of 1024: `4M`, `4MB`, `4MiB`)
+    from `low` to `high`."""
+    def parse(value: str | list[str]) -> int:
+        text = _single(value).strip()
+        m = re.fullmatch(r"(\d+)\s*([kmg]?)(i?b)?", text, re.IGNORECASE)
+        if not m:
+            raise ValueError(f"bad size {text!r} (expected bytes or e.g. {low_text}, 16M)")
+        size = int(m.group(1)) * {"": 1, "k": _KIB, "m": _MIB,
+                                  "g": 1024 * _MIB}[m.group(2).lower()]
+        if not low <= size <= high:
+            raise ValueError(f"size {text!r} out of range ({low_text} to {high_text})")
+        return size
+    return parse
 
 
-def _memory_size(value: str | list[str]) -> int:
-    """`memory_limit`: bytes with an optional K/M/G suffix, 4M to 4G."""
-    text = _single(value).strip()
-    m = re.fullmatch(r"(\d+)\s*([kmg]?)(i?b)?", text, re.IGNORECASE)
-    if not m:
-        raise ValueError(f"bad size {text!r} (expected bytes or e.g. 16M)")
-    size = int(m.group(1)) * {"": 1, "k": _KIB, "m": _MIB, "g": 1024 * _MIB}[m.group(2).lower()]
-    if not 4 * _MIB <= size <= 4096 * _MIB:
-        raise ValueError(f"size {text!r} out of range (4M to 4G)")
-    return size
+_size = _size_range(_IO_MIN, _IO_MAX, "64K", "8M")  # smb2_max_read/write/trans
+_memory_size = _size_range(4 * _MIB, 4096 * _MIB, "4M", "4G")  # memory_limit
 
 
 def _addresses(value: str | list[str]) -> tuple[str, ...]:
