@@ -11,6 +11,7 @@ each frame, and one I/O budget covers the whole process (io_budget.py).
 from __future__ import annotations
 
 import errno
+import fcntl
 import heapq
 import itertools
 import logging
@@ -24,6 +25,9 @@ from . import conn_limits, conn_timeouts, heap, io_budget
 from . import host_access
 from .connection import Connection
 from .file_range import FileRange
+from .fs.errno_status import oserror_to_status
+from .handlers.read_write import SPLICE_HEAD, SPLICE_MIN, finish_splice, splice_candidate
+from .status import STATUS_SUCCESS
 from .poller import READ, WRITE, Poller
 
 log = logging.getLogger("ksmbd.loop")
@@ -39,6 +43,10 @@ POOL_IDLE_SECONDS = 2.0  # an unused pool (up to 4 max-size buffers) is freed af
 FRAME_SLACK = 64 * 1024  # headers, compounds and contexts around a max-size payload
 ACCEPT_PAUSE = 0.5  # seconds a listener is not polled after accept() ran out of fds
 _OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+PIPE_SIZE = 1024 * 1024  # the splice pipe (F_SETPIPE_SZ; the kernel may give less)
+_F_SETPIPE_SZ, _F_GETPIPE_SZ = 1031, 1032
+_SPLICE = getattr(os, "splice", None)  # Linux, Python 3.10+
+_SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 _ACCEPT_GONE = (errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ETIMEDOUT,
                 errno.EHOSTUNREACH, errno.ENETUNREACH)
 
@@ -98,8 +106,8 @@ def _mid_frame(client: _Client) -> bool:
     large frame's buffer) while it is being read; the sweep times frames with it
     (conn_timeouts.py). Not while frames are held or reading is paused for unsent output:
     that wait is ours, not the client's."""
-    return (client.frame is not None or bool(client.pending)) and not client.held \
-        and bool(client.events & READ)
+    return (client.frame is not None or bool(client.pending) or client.splice is not None) \
+        and not client.held and bool(client.events & READ)
 
 
 class _Client:
@@ -107,7 +115,8 @@ class _Client:
     unsent output. Idle, it holds no buffer (the loop's scratch buffer is shared)."""
 
     __slots__ = ("sock", "conn", "pending", "frame", "frame_view", "got",
-                 "out", "out_bytes", "ranges", "fileno", "events", "held")
+                 "out", "out_bytes", "ranges", "fileno", "events", "held", "splice",
+                 "splice_left")
 
     def __init__(self, sock: socket.socket, conn: Connection) -> None:
         self.sock = sock
@@ -124,6 +133,10 @@ class _Client:
         # Frames (whole ones, in `pending`) or a compound (conn.suspended) wait for the
         # output to drain (io_budget.py): the socket is not read meanwhile.
         self.held = False
+        # A WRITE payload going from the socket to the file (read_write.SpliceWrite), and
+        # how many of its bytes have not arrived yet.
+        self.splice = None
+        self.splice_left = 0
 
 
 class _Listener:
@@ -161,6 +174,8 @@ class Loop:
         self.io_used = 0
         self.budget_waiters: list[_Client] = []  # held for a receive buffer (HELD_BUDGET)
         self.pool_used = time.monotonic()
+        self._pipe: tuple[int, int] | None = None  # (read, write) for splice, made on first use
+        self._pipe_size = 0
         self._bind(addresses, port)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -454,6 +469,9 @@ class Loop:
             if client.held == HELD_OUTPUT:
                 self._unhold(client)
             return
+        if client.splice is not None:
+            self._splice_more(client)
+            return
         kept = 0
         try:
             if client.frame is not None:
@@ -505,6 +523,18 @@ class Loop:
                     return
             end = start + 4 + length
             if end > have:
+                if length >= SPLICE_HEAD + SPLICE_MIN and have - start >= 4 + SPLICE_HEAD \
+                        and _SPLICE is not None and self._splice_pipe() is not None:
+                    sw = splice_candidate(client.conn, self.scratch_view[start + 4:
+                                                                          start + 4 + SPLICE_HEAD],
+                                          length)
+                    if sw is not None:
+                        if self._output_hold(client, start, have):
+                            return
+                        self._splice_start(client, sw, start + 4 + SPLICE_HEAD, have)
+                        if client.splice is not None and client.fileno in self.clients:
+                            self._flush(client)  # (answers to the frames before it)
+                        return
                 if have - start == SCRATCH_SIZE:
                     # The scratch buffer is full of this frame and more is coming: its own
                     # buffer now (until then a frame announced but not sent costs nothing),
@@ -528,26 +558,172 @@ class Loop:
                         self._update_interest(client)
                     return
                 break
-            if client.held or client.out_bytes >= MAX_PENDING_OUTPUT or \
-                    client.ranges >= MAX_QUEUED_RANGES or \
-                    (client.out_bytes and self.io_used >= self.io_limit):
-                self._flush(client)  # what the socket takes now
-                if client.fileno not in self.clients:
-                    return
-                if client.held or client.out_bytes >= MAX_PENDING_OUTPUT or \
-                        client.ranges >= MAX_QUEUED_RANGES or \
-                        (client.out_bytes and self.io_used >= self.io_limit):
-                    # (with nothing of its own queued a client always gets one frame
-                    # through: the budget never stops a client that reads its answers)
-                    client.held = HELD_OUTPUT
-                    client.pending = bytes(scratch[start:have])
-                    self._update_interest(client)
-                    return
+            if self._output_hold(client, start, have):
+                return
             if not self._dispatch(client, memoryview(bytes(self.scratch_view[start + 4:end]))):
                 return
             start = end
         client.pending = bytes(scratch[start:have]) if start < have else b""
         self._flush(client)
+
+    def _output_hold(self, client: _Client, start: int, have: int) -> bool:
+        """The output bound before a frame (io_budget.py): True if the connection was
+        dropped, or holds scratch[start:have] in `pending` until its output drains."""
+        if client.held or client.out_bytes >= MAX_PENDING_OUTPUT or \
+                client.ranges >= MAX_QUEUED_RANGES or \
+                (client.out_bytes and self.io_used >= self.io_limit):
+            self._flush(client)  # what the socket takes now
+            if client.fileno not in self.clients:
+                return True
+            if client.held or client.out_bytes >= MAX_PENDING_OUTPUT or \
+                    client.ranges >= MAX_QUEUED_RANGES or \
+                    (client.out_bytes and self.io_used >= self.io_limit):
+                # (with nothing of its own queued a client always gets one frame
+                # through: the budget never stops a client that reads its answers)
+                client.held = HELD_OUTPUT
+                client.pending = bytes(self.scratch[start:have])
+                self._update_interest(client)
+                return True
+        return False
+
+    # -- WRITE payloads spliced from the socket to the file (issue 11) ----------------------
+
+    def _splice_pipe(self) -> tuple[int, int] | None:
+        """The loop's one pipe for os.splice (empty between steps), made on first use."""
+        if self._pipe is None:
+            try:
+                r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
+                return None
+            try:
+                fcntl.fcntl(w, _F_SETPIPE_SZ, PIPE_SIZE)
+            except OSError:
+                pass  # (over /proc/sys/fs/pipe-max-size: the default size still works)
+            try:
+                self._pipe_size = fcntl.fcntl(w, _F_GETPIPE_SZ)
+            except OSError:
+                self._pipe_size = 65536
+            self._pipe = (r, w)
+        return self._pipe
+
+    def _splice_start(self, client: _Client, sw, data_at: int, have: int) -> None:
+        """Run the WRITE's 112 bytes through the protocol core (every check of an ordinary
+        WRITE); its answer is held. Accepted, the payload goes to the file: the bytes already
+        in the scratch buffer with pwrite, the rest with os.splice as it arrives; refused,
+        the payload is read and discarded. Either way the answer goes once all of it came."""
+        conn = client.conn
+        client.pending = b""
+        client.splice = sw
+        client.splice_left = sw.length
+        held_from = len(conn.outbox)
+        try:
+            conn.receive(sw.frame)
+        finally:
+            sw.frame = None  # (handle_write matched it by identity: no later request can)
+        sw.response = conn.outbox[held_from:]
+        del conn.outbox[held_from:]
+        if not conn.outbox:
+            self.state.flush_pending.discard(conn)
+        if conn.closing:
+            client.splice = None
+            self._flush(client)
+            self._drop(client, conn.close_reason)
+            return
+        if sw.op is not None:
+            try:
+                sw.fd = os.dup(sw.op.fd)  # a CLOSE from elsewhere cannot pull it away
+            except OSError as exc:
+                sw.op = None
+                sw.status = oserror_to_status(exc, "WRITE")
+        first = have - data_at
+        if first:
+            self._splice_write(sw, self.scratch_view[data_at:have])
+            client.splice_left -= first
+        self._splice_more(client)
+
+    def _splice_write(self, sw, data) -> None:
+        """pwrite `data` at the payload's next offset (a failed write: its status, and the
+        rest of the payload is discarded)."""
+        if sw.op is None or sw.status != STATUS_SUCCESS:
+            return
+        written = 0
+        n = len(data)
+        try:
+            while written < n:
+                written += os.pwrite(sw.fd, data[written:], sw.offset + sw.done + written)
+        except OSError as exc:
+            sw.status = oserror_to_status(exc, "WRITE")
+        sw.done += written
+
+    def _splice_more(self, client: _Client) -> None:
+        """Move what the socket has of the payload: socket → pipe → file at its offset (or
+        into the scratch buffer and away, for a refused or failed WRITE); the answer once
+        the last byte is in."""
+        sw = client.splice
+        conn = client.conn
+        sock_fd = client.fileno
+        while client.splice_left:
+            left = client.splice_left
+            try:
+                if sw.op is None or sw.status != STATUS_SUCCESS or self._pipe is None:
+                    n = client.sock.recv_into(self.scratch_view[:min(left, SCRATCH_SIZE)])
+                else:
+                    n = _SPLICE(sock_fd, self._pipe[1], min(left, self._pipe_size), None,
+                                None, _SPLICE_FLAGS)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._drop(client, f"receive failed: {exc.strerror}")
+                return
+            if not n:
+                self._drop(client, "closed by client")
+                return
+            client.splice_left = left - n
+            if sw.op is not None and sw.status == STATUS_SUCCESS and self._pipe is not None:
+                self._splice_drain(sw, self._pipe[0], n)
+        client.splice = None
+        # (counted when whole, as a frame is: frame_timeout times a trickled payload alike)
+        conn.bytes_in += sw.length
+        finish_splice(self.state, sw)
+        if sw.fd >= 0:
+            os.close(sw.fd)
+            sw.fd = -1
+        conn.outbox += sw.response
+        sw.response = []
+        self._queue(client)
+        self._flush(client)
+
+    def _splice_drain(self, sw, r: int, n: int) -> None:
+        """The `n` bytes in the pipe to the file; on a failure (disk full, EIO) the status
+        is kept and the pipe emptied (it is the loop's, and must be empty between steps)."""
+        while n:
+            try:
+                m = _SPLICE(r, sw.fd, n, None, sw.offset + sw.done, _SPLICE_FLAGS)
+                if m <= 0:
+                    raise OSError(errno.EIO, "splice to the file wrote nothing")
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    sw.status = oserror_to_status(exc, "WRITE")
+                # EINVAL: a descriptor or file system splice cannot write to (O_APPEND,
+                # some FUSE): the bytes through the scratch buffer with pwrite. A failure:
+                # the pipe is emptied all the same.
+                while n:
+                    try:
+                        chunk = os.read(r, min(n, SCRATCH_SIZE))
+                    except OSError:
+                        break
+                    if not chunk:
+                        break
+                    n -= len(chunk)
+                    self._splice_write(sw, chunk)
+                if n:  # (cannot happen) a pipe not emptied is never used again
+                    sw.status = oserror_to_status(OSError(errno.EIO, "pipe"), "WRITE")
+                    for fd in self._pipe:
+                        os.close(fd)
+                    self._pipe = None
+                return
+            sw.done += m
+            n -= m
 
     def _wake_budget_waiters(self) -> None:
         """The budget has room again: the clients waiting for a receive buffer go on, first
@@ -782,6 +958,11 @@ class Loop:
         client.out.clear()
         client.out_bytes = 0
         client.ranges = 0
+        if client.splice is not None:
+            if client.splice.fd >= 0:
+                os.close(client.splice.fd)
+                client.splice.fd = -1
+            client.splice = None
         if client.frame is not None:
             self.io_used -= len(client.frame)
             client.frame = client.frame_view = None
@@ -820,6 +1001,10 @@ class Loop:
         self.listeners.clear()
         self._paused.clear()
         self.spare_fd.close()
+        if self._pipe is not None:
+            for fd in self._pipe:
+                os.close(fd)
+            self._pipe = None
         self.sel.close()
         self._wake_r.close()
         self._wake_w.close()

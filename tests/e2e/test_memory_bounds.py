@@ -127,12 +127,16 @@ def test_frames_announced_after_logon_take_no_buffer_until_their_bytes_come(srv)
     assert after <= base + 4 * 1024, f"RSS {after} kB after the load, {base} kB before"
 
 
-def _write_start(c: RawSmb, length: int, first: int, fid: bytes = bytes(16)) -> bytes:
-    """The first `first` bytes of a WRITE of `length` bytes at offset 0."""
+def _write_start(c: RawSmb, length: int, first: int, fid: bytes = bytes(16),
+                 data_offset: int = 112) -> bytes:
+    """The first `first` bytes of a WRITE of `length` bytes at offset 0. With the payload
+    right after the body (DataOffset 112) a plain WRITE to an open file is spliced from the
+    socket to the file (no receive buffer); DataOffset 120 (8 bytes of padding) takes a
+    receive buffer as any other large frame."""
     msg = bytearray(64)
     h.HEADER.pack_into(msg, 0, h.SMB2_MAGIC, 64, 16, 0, h.WRITE, 16, 0, 0, c.next_id(16),
                        c.tid << 32, c.sid)
-    msg += struct.pack("<HHIQ16sIIHHI", 49, 112, length, 0, fid, 0, 0, 0, 0, 0)
+    msg += struct.pack("<HHIQ16sIIHHI", 49, data_offset, length, 0, fid, 0, 0, 0, 0, 0)
     return bytes(msg) + bytes(first - len(msg))
 
 
@@ -268,10 +272,12 @@ def test_clients_not_reading_their_answers_share_one_budget(small_budget):
     assert after <= base + 4 * 1024, f"RSS {after} kB after the load, {base} kB before"
 
 
-def test_concurrent_large_writes_take_receive_buffers_within_the_budget(small_budget):
+@pytest.mark.parametrize("data_offset", (120, 112))
+def test_concurrent_large_writes_take_receive_buffers_within_the_budget(small_budget,
+                                                                        data_offset):
     """Twenty clients each start a 1 MiB WRITE (more than 64 KiB of it sent) and pause: only
-    the budget's worth get receive buffers, the others wait unread; when they all go on,
-    every WRITE succeeds."""
+    the budget's worth get receive buffers, the others wait unread (DataOffset 112: spliced,
+    none takes a buffer); when they all go on, every WRITE succeeds."""
     srv = small_budget
     pid = srv.proc.pid
     other = _warm(srv)
@@ -281,7 +287,8 @@ def test_concurrent_large_writes_take_receive_buffers_within_the_budget(small_bu
         for i in range(20):
             c = RawSmb(srv.port)
             c.setup()
-            msg = _write_start(c, MIB, 112 + MIB, c.open("w.bin", write=True))
+            msg = _write_start(c, MIB, data_offset + MIB, c.open("w.bin", write=True),
+                               data_offset)
             frame = struct.pack(">I", len(msg)) + msg
             c.sock.sendall(frame[:200 * 1024])
             clients.append(c)
@@ -315,7 +322,8 @@ def test_memory_comes_back_when_stalled_frames_end_after_an_idle_trim(srv):
         for _ in range(16):
             c = RawSmb(srv.port)
             c.setup()
-            msg = _write_start(c, MIB, 112 + MIB, c.open("w.bin", write=True))
+            # (DataOffset 120: a receive buffer, where 112 would be spliced without one)
+            msg = _write_start(c, MIB, 120 + MIB, c.open("w.bin", write=True), 120)
             c.sock.sendall((struct.pack(">I", len(msg)) + msg)[:300 * 1024])
             clients.append(c)
         grown = _settle(pid) - base

@@ -364,11 +364,16 @@ def test_ubus_status_counts_refusals_reclaims_and_timeouts(state):
 
 def test_mid_frame_is_the_clients_wait_only():
     from ksmbd_embedded.loop import READ, WRITE, _mid_frame
-    client = SimpleNamespace(frame=None, pending=b"\0\0\1", held=False, events=READ)
+    client = SimpleNamespace(frame=None, pending=b"\0\0\1", held=False, events=READ,
+                             splice=None)
     assert _mid_frame(client)
-    assert not _mid_frame(SimpleNamespace(frame=None, pending=b"", held=False, events=READ))
+    assert not _mid_frame(SimpleNamespace(frame=None, pending=b"", held=False, events=READ,
+                                          splice=None))
     assert _mid_frame(SimpleNamespace(frame=bytearray(9), pending=b"", held=False,
-                                      events=READ | WRITE))
+                                      events=READ | WRITE, splice=None))
+    # a WRITE payload being spliced to its file is part of a frame too
+    assert _mid_frame(SimpleNamespace(frame=None, pending=b"", held=False, events=READ,
+                                      splice=object()))
     client.events = WRITE  # reading paused: output waits to drain
     assert not _mid_frame(client)
     client.events, client.held = READ, True  # whole frames held for the output

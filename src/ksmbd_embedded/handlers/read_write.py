@@ -2,7 +2,9 @@
 
 The READ payload is returned as its own element of the response list, so the transport can
 later send it with sendfile or from a pooled buffer without copying it into the body. WRITE
-hands the request's memoryview slice straight to `os.pwrite`.
+hands the request's memoryview slice straight to `os.pwrite`; a plain large WRITE's payload is
+not in the request at all: the loop splices it from the socket to the file once handle_write
+has accepted the request's 112 bytes (`SpliceWrite`, ARCHITECTURE.md "WRITE splice").
 
 Access: READ needs FILE_READ_DATA or FILE_EXECUTE; WRITE needs FILE_WRITE_DATA (anywhere) or
 FILE_APPEND_DATA alone (then only at or past the end of file); FLUSH needs either write bit.
@@ -235,7 +237,16 @@ def handle_write(req: Request):
     check_credit_charge(req, length)
     if channel and conn.dialect >= h.SMB3_00:
         raise SmbError(STATUS_INVALID_PARAMETER)
-    data = req.data(data_off, length)
+    # A payload the loop splices from the socket to the file (SpliceWrite): its request is
+    # the 112 bytes of header and body only; the payload follows once this accepts it.
+    spliced = getattr(getattr(conn, "transport", None), "splice", None)
+    if type(spliced) is SpliceWrite and spliced.frame is req.view:
+        if data_off != SPLICE_HEAD or length != spliced.length:
+            raise SmbError(STATUS_INVALID_PARAMETER)  # (splice_candidate checked both)
+        data = None
+    else:
+        spliced = None
+        data = req.data(data_off, length)
     if op.pipe is not None:
         return _pipe_write(req, op, data)
     if op.is_dir:
@@ -250,6 +261,7 @@ def handle_write(req: Request):
     stream = streams.stream_of(op)
     if stream is not None:
         return _stream_write(req, op, stream, offset, data, append_only)
+    sw = spliced if spliced is not None and spliced.frame is req.view else None
     try:
         if offset == WRITE_TO_END_OF_FILE:
             offset = deferred_size.effective_size(server, op.file_key, os.fstat(fd).st_size)
@@ -259,12 +271,17 @@ def handle_write(req: Request):
         byte_locks.check_io(server, op, offset, length, True)
         if append_only:
             _check_append_only(server, op, offset)
+        sync = bool(flags & SMB2_WRITEFLAG_WRITE_THROUGH or (op.create_options | op.mode)
+                    & FILE_WRITE_THROUGH)
+        if sw is not None:
+            # The loop moves the payload and answers once it is on disk (finish_splice).
+            sw.accept(op, offset, sync, req.session)
+            return STATUS_SUCCESS, _WRITE_RSP.pack(17, 0, length, 0, 0, 0)
         written = 0
         while written < length:
             # A short pwrite (a signal, a nearly full disk) is continued; ENOSPC then raises.
             written += os.pwrite(fd, data[written:] if written else data, offset + written)
-        if flags & SMB2_WRITEFLAG_WRITE_THROUGH or (op.create_options | op.mode) \
-                & FILE_WRITE_THROUGH:
+        if sync:
             _fdatasync(fd)
     except OSError as exc:
         raise SmbError(oserror_to_status(exc, "WRITE")) from None
@@ -274,6 +291,99 @@ def handle_write(req: Request):
     req.session.bytes_written += length
     server.bytes_written += length
     return STATUS_SUCCESS, _WRITE_RSP.pack(17, 0, length, 0, 0, 0)
+
+
+# -- WRITE payloads spliced from the socket to the file (issue 11; loop.py) ---------------------
+
+SPLICE_MIN = 64 * 1024  # payloads at least this large are spliced when the WRITE allows it
+SPLICE_HEAD = h.HEADER_SIZE + 48  # header + WRITE body: where a spliced payload starts (112)
+_U32 = struct.Struct("<I")
+_ERROR_BODY = b"\x09\x00\x00\x00\x00\x00\x00\x00\x00"  # 2.2.2, as dispatch.ERROR_BODY
+
+
+class SpliceWrite:
+    """One plain WRITE whose payload goes from the socket to the file with os.splice, never
+    through Python's memory. The loop hands its 112-byte request (`frame`) to the protocol
+    core; handle_write runs every check it always runs and, instead of writing, `accept`s:
+    the loop then moves `length` bytes to `offset` (or discards them if the WRITE failed)
+    and answers with `finish_splice` once all of them are in the file."""
+
+    __slots__ = ("frame", "length", "op", "fd", "offset", "sync", "session", "response",
+                 "status", "done")
+
+    def __init__(self, frame, length: int) -> None:
+        self.frame = frame
+        self.length = length
+        self.op = None  # set by accept(): the payload is written; else it is discarded
+        self.fd = -1  # the loop's own dup() of the file's descriptor while it splices
+        self.offset = 0
+        self.sync = False
+        self.session = None
+        self.response: list = []  # the answer, held until the payload is in the file
+        self.status = STATUS_SUCCESS  # a failed write's status
+        self.done = 0  # payload bytes in the file so far
+
+    def accept(self, op, offset: int, sync: bool, session) -> None:
+        self.op = op
+        self.offset = offset
+        self.sync = sync
+        self.session = session
+
+
+def splice_candidate(conn, head, frame_len: int) -> SpliceWrite | None:
+    """A SpliceWrite for a frame of `frame_len` bytes whose first SPLICE_HEAD bytes are
+    `head`, when it is one unsigned, unencrypted WRITE (not part of a compound) of at least
+    SPLICE_MIN bytes with its payload right after its body, on an open of a file's own data
+    (not a pipe, directory or named stream), in a session that neither requires signing nor
+    encrypts; else None (the frame takes the ordinary path). Nothing is checked for good
+    here: the WRITE's own checks run on the 112 bytes (handle_write)."""
+    payload = frame_len - SPLICE_HEAD
+    if payload < SPLICE_MIN:
+        return None
+    (magic, hsize, _, _, command, _, flags, next_cmd, _, _,
+     session_id) = h.HEADER.unpack_from(head, 0)
+    if magic != h.SMB2_MAGIC or hsize != h.HEADER_SIZE or command != h.WRITE or next_cmd \
+            or flags & (h.FLAGS_SIGNED | h.FLAGS_RELATED_OPERATIONS):
+        return None
+    (size, data_off, length, _, _, fid_v, _, _, _, _,
+     _) = _WRITE_REQ.unpack_from(head, h.HEADER_SIZE)
+    if size != 49 or data_off != SPLICE_HEAD or length != payload:
+        return None
+    session = conn.sessions.get(session_id)
+    if session is None or session.signing_required or session.encrypt_data:
+        return None
+    op = conn.server.opens.get(fid_v)
+    if op is None or op.pipe is not None or op.is_dir or streams.stream_of(op) is not None:
+        return None
+    return SpliceWrite(memoryview(bytes(head[:SPLICE_HEAD])), payload)
+
+
+def finish_splice(server, sw: SpliceWrite) -> None:
+    """The payload is in the file (or failed, `sw.status`): write-through, bookkeeping as a
+    WRITE done in place, and the held answer turned into an error answer if it failed."""
+    op = sw.op
+    if op is not None and sw.status == STATUS_SUCCESS:
+        try:
+            if sw.sync:
+                _fdatasync(sw.fd)
+        except OSError as exc:
+            sw.status = oserror_to_status(exc, "WRITE")
+        else:
+            end = sw.offset + sw.length
+            op.position = end
+            if deferred_size.table(server) is not None:
+                deferred_size.written(server, op.file_key, end)
+            sw.session.bytes_written += sw.length
+            server.bytes_written += sw.length
+    if op is not None and sw.status != STATUS_SUCCESS and len(sw.response) == 2:
+        # The answer was built for success (unsigned: accept() needs an unsigned request in
+        # a session that does not require signing): the same header with the error status
+        # and the error body, as a WRITE that failed in place answers.
+        buf = bytearray(sw.response[1][:h.HEADER_SIZE])
+        _U32.pack_into(buf, 8, sw.status)
+        buf += _ERROR_BODY
+        sw.response[0] = struct.pack(">I", len(buf))
+        sw.response[1] = buf
 
 
 def _stream_write(req: Request, op, stream, offset: int, data, append_only: bool):
