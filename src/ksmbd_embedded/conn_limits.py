@@ -15,9 +15,10 @@ in the once-a-second sweep of conn_timeouts.py: nothing is added to the request 
 
 Descriptors: a new connection that would leave fewer than a headroom of them free
 (`fd_ceiling`, `fd_tight`: 1/16 of RLIMIT_NOFILE, 8 to 64, for the files of the clients
-already served) is treated like one over a limit (rule "fd_limit"). No sockets here (loop.py
-accepts and closes): `SpareFd` is the descriptor the loop keeps in reserve for when accept()
-itself fails with EMFILE, and `raise_fd_limit` lifts RLIMIT_NOFILE's soft limit at start.
+already served) is treated like one over a limit (rule "fd_limit"). No sockets here
+(listeners.py accepts and closes): `SpareFd` is the descriptor the loop keeps in reserve for
+when accept() itself fails with EMFILE, and `raise_fd_limit` lifts RLIMIT_NOFILE's soft
+limit at start.
 """
 
 from __future__ import annotations

@@ -10,8 +10,6 @@ each frame, and one I/O budget covers the whole process (io_budget.py).
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import heapq
 import itertools
 import logging
@@ -21,14 +19,16 @@ import socket
 import struct
 import time
 
-from . import conn_limits, conn_timeouts, heap, io_budget
-from . import host_access
+from . import conn_limits, heap, io_budget
 from .connection import Connection
 from .file_range import FileRange
-from .fs.errno_status import oserror_to_status
-from .handlers.read_write import SPLICE_HEAD, SPLICE_MIN, finish_splice, splice_candidate
-from .status import STATUS_SUCCESS
+from .handlers.read_write import SPLICE_HEAD, SPLICE_MIN, splice_candidate
+from .listeners import (  # noqa: F401 (ListenError, StartupError, ... re-exported)
+    ACCEPT_PAUSE, AcceptingMixin, ListenError, StartupError, _Listener, _listen_problem,
+)
 from .poller import READ, WRITE, Poller
+from .transport import _Client, _mid_frame  # noqa: F401 (_mid_frame re-exported)
+from .write_splice import _SPLICE, SplicingMixin
 
 log = logging.getLogger("ksmbd.loop")
 
@@ -41,109 +41,6 @@ HELD_OUTPUT, HELD_BUDGET = 1, 2  # _Client.held: waiting for its own output, for
 POOL_MAX = 4  # large receive buffers kept for reuse, shared by all connections
 POOL_IDLE_SECONDS = 2.0  # an unused pool (up to 4 max-size buffers) is freed after this
 FRAME_SLACK = 64 * 1024  # headers, compounds and contexts around a max-size payload
-ACCEPT_PAUSE = 0.5  # seconds a listener is not polled after accept() ran out of fds
-_OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
-PIPE_SIZE = 1024 * 1024  # the splice pipe (F_SETPIPE_SZ; the kernel may give less)
-_F_SETPIPE_SZ, _F_GETPIPE_SZ = 1031, 1032
-_SPLICE = getattr(os, "splice", None)  # Linux, Python 3.10+
-_SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
-_ACCEPT_GONE = (errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ETIMEDOUT,
-                errno.EHOSTUNREACH, errno.ENETUNREACH)
-
-
-class StartupError(Exception):
-    """Why the server cannot start, in one line for the user (the console command prints
-    ``error: <message>`` and exits 1, no traceback)."""
-
-
-class ListenError(StartupError, OSError):
-    """A listen address that cannot be used; the message names it and says why."""
-
-
-def _endpoint(addr: str, port: int) -> str:
-    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
-
-
-def _listen_problem(addr: str, port: int, exc: OSError) -> str:
-    """``cannot listen on ADDR:PORT: reason`` for a socket/bind/listen failure."""
-    code = exc.errno
-    if code == errno.EADDRINUSE:
-        reason = "address already in use"
-    elif code in (errno.EACCES, errno.EPERM):
-        reason = "permission denied"
-        if port < 1024:
-            reason += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
-    elif code == errno.EADDRNOTAVAIL:
-        reason = "address not available on this host"
-    elif code == errno.EAFNOSUPPORT:
-        reason = "IPv6 is not available on this host"
-    else:
-        text = exc.strerror or str(exc)
-        reason = text[:1].lower() + text[1:]
-    return f"cannot listen on {_endpoint(addr, port)}: {reason}"
-
-
-def _keepalive(sock: socket.socket) -> None:
-    """TCP keepalive on an accepted connection, so a peer that vanished (power off, Wi-Fi
-    gone: no FIN ever comes) is found and its connection closed: probes after 60 s idle,
-    every 10 s, 6 unanswered ones end it; TCP_USER_TIMEOUT ends it likewise when sent data
-    stays unacknowledged that long."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        for option, value in _TCP_KEEPALIVE:
-            sock.setsockopt(socket.IPPROTO_TCP, option, value)
-    except OSError:
-        pass
-
-
-_TCP_KEEPALIVE = [(getattr(socket, name), value) for name, value in (
-    ("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6),
-    ("TCP_USER_TIMEOUT", 120_000)) if hasattr(socket, name)]
-
-
-def _mid_frame(client: _Client) -> bool:
-    """Whether part of a frame is held for the client (receive path state: `pending`, or a
-    large frame's buffer) while it is being read; the sweep times frames with it
-    (conn_timeouts.py). Not while frames are held or reading is paused for unsent output:
-    that wait is ours, not the client's."""
-    return (client.frame is not None or bool(client.pending) or client.splice is not None) \
-        and not client.held and bool(client.events & READ)
-
-
-class _Client:
-    """Socket-side state of one connection: the bytes of a frame not complete yet, and
-    unsent output. Idle, it holds no buffer (the loop's scratch buffer is shared)."""
-
-    __slots__ = ("sock", "conn", "pending", "frame", "frame_view", "got",
-                 "out", "out_bytes", "ranges", "fileno", "events", "held", "splice",
-                 "splice_left")
-
-    def __init__(self, sock: socket.socket, conn: Connection) -> None:
-        self.sock = sock
-        self.conn = conn
-        self.pending = b""  # received bytes not dispatched yet (the start of a frame)
-        self.frame: bytearray | None = None  # a large frame's buffer (from the shared pool)
-        self.frame_view: memoryview | None = None  # the frame's part of that buffer
-        self.got = 0
-        self.out: list = []
-        self.out_bytes = 0
-        self.ranges = 0  # FileRanges in `out` (READ payloads sent with os.sendfile)
-        self.fileno = sock.fileno()
-        self.events = READ  # what the poller watches now
-        # Frames (whole ones, in `pending`) or a compound (conn.suspended) wait for the
-        # output to drain (io_budget.py): the socket is not read meanwhile.
-        self.held = False
-        # A WRITE payload going from the socket to the file (read_write.SpliceWrite), and
-        # how many of its bytes have not arrived yet.
-        self.splice = None
-        self.splice_left = 0
-
-
-class _Listener:
-    __slots__ = ("sock",)
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
 
 
 class _Reader:
@@ -153,7 +50,10 @@ class _Reader:
         self.callback = callback
 
 
-class Loop:
+class Loop(AcceptingMixin, SplicingMixin):
+    """The event loop; the accept side is in listeners.py, the WRITE splice in
+    write_splice.py."""
+
     def __init__(self, state, addresses: list[str], port: int) -> None:
         self.state = state
         self.sel = Poller()
@@ -229,55 +129,6 @@ class Loop:
         cfg = self.state.config
         return max(cfg.max_write, cfg.max_trans, cfg.max_read) + FRAME_SLACK
 
-    def _bind(self, addresses: list[str], port: int) -> None:
-        """Bind every address, then listen on all: nothing listens (or is logged as
-        listening) unless every address could be bound. A failure closes what was bound and
-        raises ListenError naming the address ("cannot listen on 127.0.0.1:445: address
-        already in use"). An IPv6 address this host lacks (IPv6 disabled) is skipped with a
-        warning as long as another address is left."""
-        bound: list[tuple[socket.socket, str]] = []
-        skipped: list[str] = []
-        try:
-            for addr in addresses:
-                family = socket.AF_INET6 if ":" in addr else socket.AF_INET
-                try:
-                    sock = socket.socket(family, socket.SOCK_STREAM)
-                except OSError as exc:
-                    if family == socket.AF_INET6 and exc.errno == errno.EAFNOSUPPORT:
-                        skipped.append(_listen_problem(addr, port, exc))
-                        continue
-                    raise ListenError(_listen_problem(addr, port, exc)) from None
-                try:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    if family == socket.AF_INET6:
-                        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                    sock.bind((addr, port))
-                except OSError as exc:
-                    sock.close()
-                    if exc.errno == errno.EADDRNOTAVAIL and family == socket.AF_INET6:
-                        skipped.append(_listen_problem(addr, port, exc))
-                        continue
-                    raise ListenError(_listen_problem(addr, port, exc)) from None
-                bound.append((sock, addr))
-            if not bound:
-                raise ListenError(skipped[0] if skipped else "no address to listen on")
-            for sock, addr in bound:
-                try:
-                    sock.listen(128)
-                except OSError as exc:
-                    raise ListenError(_listen_problem(addr, port, exc)) from None
-        except BaseException:
-            for sock, _ in bound:
-                sock.close()
-            raise
-        for problem in skipped:
-            log.warning("%s; skipped", problem)
-        for sock, addr in bound:
-            sock.setblocking(False)
-            self.sel.register(sock, READ, _Listener(sock))
-            self.listeners.append(sock)
-            log.info("listening on %s", _endpoint(addr, port))
-
     def wake(self) -> None:
         try:
             self._wake_w.send(b"\0")
@@ -341,120 +192,6 @@ class Loop:
                 except Exception as exc:  # a bad new config keeps the old one running
                     log.error("reload failed, keeping the running configuration: %s", exc)
         self.shutdown()
-
-    def _accept(self, listener: socket.socket) -> None:
-        if listener in self._paused:  # (paused earlier in this round of events)
-            return
-        conns = self.conns
-        fd_ceiling = conn_limits.fd_ceiling()
-        for _ in range(64):
-            try:
-                sock, addr = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in _OUT_OF_FDS:
-                    self._out_of_fds(listener, exc)
-                    return
-                if exc.errno in _ACCEPT_GONE:  # that connection died in the backlog
-                    continue
-                log.warning("accept failed: %s", exc)
-                return
-            if not host_access.admit_connection(self.state, addr[0]):
-                sock.close()  # hosts allow / hosts deny (globals): no SMB answer, no slot
-                continue
-            ip = addr[0]
-            now = time.monotonic()
-            g = self.state.config.globals
-            victims, rule = conns.admit(
-                ip, now, conn_limits.effective(g.max_connections),
-                conn_limits.effective(g.max_ip_connections),
-                conn_limits.fd_tight(fd_ceiling, sock.fileno(), self.fd_base + 1 +
-                                     len(self.clients) + len(self.state.opens)))
-            if rule is not None:
-                sock.close()
-                self._refused(ip, rule, now)
-                continue
-            for victim, why in victims:
-                conns.reclaimed += 1
-                self._drop(victim.client, conn_limits.reclaim_reason(victim, why, g, now))
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            _keepalive(sock)
-            peer = f"[{addr[0]}]:{addr[1]}" if sock.family == socket.AF_INET6 else \
-                f"{addr[0]}:{addr[1]}"
-            conn = Connection(self.state, peer, now)
-            client = _Client(sock, conn)
-            conn.transport = client
-            self.clients[client.fileno] = client
-            self.state.connections.add(conn)
-            self.sel.register(sock, READ, client)
-            conns.add(client, conn, ip, now)
-            if not self._sweeping:
-                self._sweeping = True
-                self.call_later(conn_timeouts.SWEEP_INTERVAL, self._sweep)
-            log.info("%s: connected", peer)
-
-    def _refused(self, ip: str, rule: str, now: float) -> None:
-        """Count a refused connection; log it once per address per interval."""
-        self.conns.refused[rule] += 1
-        if self.conns.should_log(ip, now):
-            log.warning("%s: connection refused: %s (further refusals of this address are "
-                        "not logged for %d s)", ip, conn_limits.refusal_text(
-                            rule, self.state.config.globals), conn_limits.LOG_INTERVAL)
-
-    def _out_of_fds(self, listener: socket.socket, exc: OSError) -> None:
-        """accept() failed for want of a descriptor: the listener stays readable, so polling
-        it now would spin. Take the spare descriptor to accept and close what waits in the
-        backlog (those clients see a clean close, not a hang), then stop polling the listener
-        for ACCEPT_PAUSE; existing connections are served meanwhile."""
-        refused = 0
-        if self.spare_fd.release():
-            try:
-                for _ in range(64):
-                    try:
-                        sock, _ = listener.accept()
-                    except OSError:
-                        break
-                    sock.close()
-                    refused += 1
-            finally:
-                self.spare_fd.restore()
-        self.conns.refused["fd_limit"] += refused
-        if listener not in self._paused:
-            try:
-                self.sel.unregister(listener)
-            except (KeyError, ValueError):
-                pass
-            else:
-                self._paused.add(listener)
-                self.call_later(ACCEPT_PAUSE, lambda: self._resume(listener))
-        if self.conns.should_log("fd_limit", time.monotonic()):
-            log.warning("out of file descriptors (%s, %d connections): new connections are "
-                        "closed at once and accepting pauses %.1f s at a time (not logged "
-                        "again for %d s)", exc.strerror or exc, len(self.clients),
-                        ACCEPT_PAUSE, conn_limits.LOG_INTERVAL)
-
-    def _resume(self, listener: socket.socket) -> None:
-        if listener in self._paused:
-            self._paused.discard(listener)
-            if self.running and listener.fileno() >= 0:
-                self.sel.register(listener, READ, _Listener(listener))
-
-    def _sweep(self) -> None:
-        """Once a second while there are connections: close those whose timer ran out
-        (conn_timeouts.py)."""
-        now = time.monotonic()
-        conns = self.conns
-        for tracked, kind, reason in conn_timeouts.expired(
-                conns, now, self.state.config.globals, _mid_frame):
-            conns.timed_out[kind] += 1
-            self._drop(tracked.client, reason)
-        conns.prune_log(now)
-        if conns.entries:
-            self.call_later(conn_timeouts.SWEEP_INTERVAL, self._sweep)
-        else:
-            self._sweeping = False
 
     def _read(self, client: _Client) -> None:
         """Read what the socket has; dispatch every complete frame.
@@ -585,145 +322,6 @@ class Loop:
                 self._update_interest(client)
                 return True
         return False
-
-    # -- WRITE payloads spliced from the socket to the file (issue 11) ----------------------
-
-    def _splice_pipe(self) -> tuple[int, int] | None:
-        """The loop's one pipe for os.splice (empty between steps), made on first use."""
-        if self._pipe is None:
-            try:
-                r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            except OSError:
-                return None
-            try:
-                fcntl.fcntl(w, _F_SETPIPE_SZ, PIPE_SIZE)
-            except OSError:
-                pass  # (over /proc/sys/fs/pipe-max-size: the default size still works)
-            try:
-                self._pipe_size = fcntl.fcntl(w, _F_GETPIPE_SZ)
-            except OSError:
-                self._pipe_size = 65536
-            self._pipe = (r, w)
-        return self._pipe
-
-    def _splice_start(self, client: _Client, sw, data_at: int, have: int) -> None:
-        """Run the WRITE's 112 bytes through the protocol core (every check of an ordinary
-        WRITE); its answer is held. Accepted, the payload goes to the file: the bytes already
-        in the scratch buffer with pwrite, the rest with os.splice as it arrives; refused,
-        the payload is read and discarded. Either way the answer goes once all of it came."""
-        conn = client.conn
-        client.pending = b""
-        client.splice = sw
-        client.splice_left = sw.length
-        held_from = len(conn.outbox)
-        try:
-            conn.receive(sw.frame)
-        finally:
-            sw.frame = None  # (handle_write matched it by identity: no later request can)
-        sw.response = conn.outbox[held_from:]
-        del conn.outbox[held_from:]
-        if not conn.outbox:
-            self.state.flush_pending.discard(conn)
-        if conn.closing:
-            client.splice = None
-            self._flush(client)
-            self._drop(client, conn.close_reason)
-            return
-        if sw.op is not None:
-            try:
-                sw.fd = os.dup(sw.op.fd)  # a CLOSE from elsewhere cannot pull it away
-            except OSError as exc:
-                sw.op = None
-                sw.status = oserror_to_status(exc, "WRITE")
-        first = have - data_at
-        if first:
-            self._splice_write(sw, self.scratch_view[data_at:have])
-            client.splice_left -= first
-        self._splice_more(client)
-
-    def _splice_write(self, sw, data) -> None:
-        """pwrite `data` at the payload's next offset (a failed write: its status, and the
-        rest of the payload is discarded)."""
-        if sw.op is None or sw.status != STATUS_SUCCESS:
-            return
-        written = 0
-        n = len(data)
-        try:
-            while written < n:
-                written += os.pwrite(sw.fd, data[written:], sw.offset + sw.done + written)
-        except OSError as exc:
-            sw.status = oserror_to_status(exc, "WRITE")
-        sw.done += written
-
-    def _splice_more(self, client: _Client) -> None:
-        """Move what the socket has of the payload: socket → pipe → file at its offset (or
-        into the scratch buffer and away, for a refused or failed WRITE); the answer once
-        the last byte is in."""
-        sw = client.splice
-        conn = client.conn
-        sock_fd = client.fileno
-        while client.splice_left:
-            left = client.splice_left
-            try:
-                if sw.op is None or sw.status != STATUS_SUCCESS or self._pipe is None:
-                    n = client.sock.recv_into(self.scratch_view[:min(left, SCRATCH_SIZE)])
-                else:
-                    n = _SPLICE(sock_fd, self._pipe[1], min(left, self._pipe_size), None,
-                                None, _SPLICE_FLAGS)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                self._drop(client, f"receive failed: {exc.strerror}")
-                return
-            if not n:
-                self._drop(client, "closed by client")
-                return
-            client.splice_left = left - n
-            if sw.op is not None and sw.status == STATUS_SUCCESS and self._pipe is not None:
-                self._splice_drain(sw, self._pipe[0], n)
-        client.splice = None
-        # (counted when whole, as a frame is: frame_timeout times a trickled payload alike)
-        conn.bytes_in += sw.length
-        finish_splice(self.state, sw)
-        if sw.fd >= 0:
-            os.close(sw.fd)
-            sw.fd = -1
-        conn.outbox += sw.response
-        sw.response = []
-        self._queue(client)
-        self._flush(client)
-
-    def _splice_drain(self, sw, r: int, n: int) -> None:
-        """The `n` bytes in the pipe to the file; on a failure (disk full, EIO) the status
-        is kept and the pipe emptied (it is the loop's, and must be empty between steps)."""
-        while n:
-            try:
-                m = _SPLICE(r, sw.fd, n, None, sw.offset + sw.done, _SPLICE_FLAGS)
-                if m <= 0:
-                    raise OSError(errno.EIO, "splice to the file wrote nothing")
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    sw.status = oserror_to_status(exc, "WRITE")
-                # EINVAL: a descriptor or file system splice cannot write to (O_APPEND,
-                # some FUSE): the bytes through the scratch buffer with pwrite. A failure:
-                # the pipe is emptied all the same.
-                while n:
-                    try:
-                        chunk = os.read(r, min(n, SCRATCH_SIZE))
-                    except OSError:
-                        break
-                    if not chunk:
-                        break
-                    n -= len(chunk)
-                    self._splice_write(sw, chunk)
-                if n:  # (cannot happen) a pipe not emptied is never used again
-                    sw.status = oserror_to_status(OSError(errno.EIO, "pipe"), "WRITE")
-                    for fd in self._pipe:
-                        os.close(fd)
-                    self._pipe = None
-                return
-            sw.done += m
-            n -= m
 
     def _wake_budget_waiters(self) -> None:
         """The budget has room again: the clients waiting for a receive buffer go on, first

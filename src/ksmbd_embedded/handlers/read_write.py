@@ -293,7 +293,7 @@ def handle_write(req: Request):
     return STATUS_SUCCESS, _WRITE_RSP.pack(17, 0, length, 0, 0, 0)
 
 
-# -- WRITE payloads spliced from the socket to the file (issue 11; loop.py) ---------------------
+# -- WRITE payloads spliced from the socket to the file (issue 11; write_splice.py) -------------
 
 SPLICE_MIN = 64 * 1024  # payloads at least this large are spliced when the WRITE allows it
 SPLICE_HEAD = h.HEADER_SIZE + 48  # header + WRITE body: where a spliced payload starts (112)

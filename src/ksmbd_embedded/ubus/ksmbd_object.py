@@ -190,7 +190,7 @@ class KsmbdObject:
                 name = _CIPHER_NAMES[conn.cipher_id]
                 ciphers[name] = ciphers.get(name, 0) + 1
         sessions = [s for s in st.sessions.values() if s.state == VALID]
-        # Connections refused by rule, reclaimed for new ones, closed by a timer (loop.py,
+        # Connections refused by rule, reclaimed for new ones, closed by a timer (listeners.py,
         # conn_limits.py); zeros when there is no loop.
         table = getattr(getattr(st, "loop", None), "conns", None)
         limits = (table if table is not None else ConnTable()).counters()
