@@ -114,10 +114,13 @@ def start_server(tmp: Path, config_text: str | None = None, extra_globals: str =
     port = free_port()
     log_path = tmp / "server.log"
     logf = open(log_path, "wb")
+    # Ready when *this* process says it listens (--ready-message): a connect alone could reach
+    # another test run's server that took the same port first.
+    ready = f"harness: {os.getpid()} ready on {port}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "ksmbd_embedded", "serve", "--config", str(config),
          "--pwddb", str(tmp / "ksmbdpwd.db"), "--listen", "127.0.0.1", "--port", str(port),
-         "--log-level", log_level, *extra_args],
+         "--log-level", log_level, "--ready-message", ready, *extra_args],
         stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     logf.close()
     server = ServerProcess(tmp, port, proc, log_path, share_paths)
@@ -125,10 +128,8 @@ def start_server(tmp: Path, config_text: str | None = None, extra_globals: str =
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return server
-        except OSError:
-            time.sleep(0.05)
+        if ready in server.log():
+            return server
+        time.sleep(0.05)
     server.stop()
     raise RuntimeError(f"server did not start listening:\n{server.log()}")

@@ -50,7 +50,9 @@ def state(tmp_path):
     db.set("alice", nt_hash("alice-pw"))
     db.save(db_path)
     st = ServerState(cfg, db, str(db_path), [str(cfg_path)])
-    return st
+    yield st
+    for op in list(st.opens.by_id.values()):  # close add_open's descriptors (250 in a test)
+        st.opens.remove(op)
 
 
 def add_session(state, user="alice", peer="192.0.2.7:50000", dialect=h.SMB3_11, cipher=2):
