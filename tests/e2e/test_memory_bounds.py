@@ -140,15 +140,21 @@ def _write_start(c: RawSmb, length: int, first: int, fid: bytes = bytes(16),
     return bytes(msg) + bytes(first - len(msg))
 
 
-def test_a_compound_of_large_reads_is_answered_in_bounded_memory(srv):
-    pid = srv.proc.pid
+def _reader_of_big_file(srv, count: int):
+    """A warmed-up other client, and a client with big.bin open and credits for `count`
+    1 MiB READs, its receive buffer small so that answers queue in the server; then the
+    server's peak and current RSS before the load (kB)."""
     other = _warm(srv)
     c = RawSmb(srv.port, rcvbuf=16384)
     fid = c.setup(name="big.bin")
-    count = 40
     c.gather_credits(count * 16 + 16)
-    base_peak = peak_rss_kb(pid)
-    base = rss_kb(pid)
+    return other, c, fid, peak_rss_kb(srv.proc.pid), rss_kb(srv.proc.pid)
+
+
+def test_a_compound_of_large_reads_is_answered_in_bounded_memory(srv):
+    pid = srv.proc.pid
+    count = 40
+    other, c, fid, base_peak, base = _reader_of_big_file(srv, count)
     first = c.msg_id
     c.send(c.compound_reads(fid, count, MIB))  # one 5 KB frame: 40 MiB of answers
     _settle(pid, 2.0)
@@ -175,13 +181,8 @@ def test_a_compound_of_large_reads_is_answered_in_bounded_memory(srv):
 
 def test_pipelined_signed_reads_not_read_by_the_client_stay_bounded(srv):
     pid = srv.proc.pid
-    other = _warm(srv)
-    c = RawSmb(srv.port, rcvbuf=16384)
-    fid = c.setup(name="big.bin")
     count = 64
-    c.gather_credits(count * 16 + 16)
-    base_peak = peak_rss_kb(pid)
-    base = rss_kb(pid)
+    other, c, fid, base_peak, base = _reader_of_big_file(srv, count)
     reqs = b"".join(struct.pack(">I", len(m)) + bytes(m) for m in
                     (c.read_msg(fid, 0, MIB, sign=True) for _ in range(count)))
     c.sock.sendall(reqs)
