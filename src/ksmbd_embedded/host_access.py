@@ -19,20 +19,25 @@ like any entry that does not parse.  Rules written for IPv4 also match IPv4-mapp
 peers (``::ffff:192.168.1.5``, what a dual-stack listener reports), and ``::ffff:a.b.c.d``
 rules match the IPv4 address.
 
-Which list wins is Samba's documented rule, not "deny wins": smb.conf's ``hosts deny`` says
-"Where the lists conflict, the allow list takes precedence", and ``hosts allow`` that
-127.0.0.1 "will always be allowed access unless specifically denied by a hosts deny
-option".  So, for one pair of lists (the globals, or a share's own):
+Which list wins: **deny wins**, unless an allow entry is more specific.  Each list's
+best match is its longest matching network (``ALL`` is /0, ``192.168.1.`` is /24, an address
+/32 or /128; for ``A EXCEPT B`` the matching network of A).  So, for one pair of lists (the
+globals, or a share's own):
 
 * neither list set: admitted;
-* only ``hosts allow``: admitted when it matches (and loopback always);
-* only ``hosts deny``: admitted unless it matches;
-* both: admitted when it matches ``hosts allow``; else refused when it matches ``hosts
-  deny``; else admitted.  An address in both lists is admitted: to let in a subnet but one
-  host, write ``hosts allow = 192.168.1. EXCEPT 192.168.1.66``; to refuse everything not
-  listed, ``hosts deny = ALL`` with the allowed ones in ``hosts allow`` (smb.conf's advice).
-* loopback (127.0.0.0/8, ::1) is refused only when it matches ``hosts deny`` (ALL included)
-  and not ``hosts allow``.
+* ``hosts deny`` matches and ``hosts allow`` has no match at least as specific: refused
+  (an address listed in both, or denied by a network as long as the allowed one, is refused:
+  ``hosts allow = 192.168.1.0/24`` with ``hosts deny = 192.168.1.66`` keeps .66 out);
+* else, ``hosts allow`` set and not matching: refused (with an allow list, only what it lists
+  gets in, whatever the deny list holds);
+* else admitted.  smb.conf's idiom to refuse all but some still works: ``hosts deny = ALL``
+  (/0) loses to any allow entry (``hosts allow = 192.168.1.``, /24).
+* loopback (127.0.0.0/8, ::1) is admitted when only ``hosts allow`` would refuse it: it is
+  refused only when ``hosts deny`` matches it (``ALL`` does) as above.
+
+Samba differs in two corners (its code lets the allow list win every conflict, and with
+both lists set admits an address in neither); the issue that specified this asked for deny
+to win, and an admin who names a host in ``hosts deny`` means it.
 
 A share is used only when both pairs admit the client: a global ``hosts deny`` is not undone
 by a share's ``hosts allow`` (smb.conf: the [global] lists apply "regardless of whether the
@@ -77,10 +82,20 @@ class _Pattern:
     exclude: _Pattern | None = None
 
     def matches(self, version: int, value: int) -> bool:
+        return self.best(version, value) is not None
+
+    def best(self, version: int, value: int) -> int | None:
+        """The prefix length of the longest network that matches (None: no match)."""
+        longest = None
         for net_version, net, mask in self.networks:
             if net_version == version and value & mask == net:
-                return self.exclude is None or not self.exclude.matches(version, value)
-        return False
+                length = mask.bit_count()
+                if longest is None or length > longest:
+                    longest = length
+        if longest is not None and self.exclude is not None \
+                and self.exclude.matches(version, value):
+            return None
+        return longest
 
 
 _NOTHING = _Pattern(())
@@ -102,8 +117,12 @@ class HostList:
         return " ".join(self.entries)
 
     def matches(self, address: IPAddress) -> bool:
+        return self.best(address) is not None
+
+    def best(self, address: IPAddress) -> int | None:
+        """The prefix length of this list's most specific match, None when none matches."""
         version, value = _key(address)
-        return self.pattern.matches(version, value)
+        return self.pattern.best(version, value)
 
 
 def _key(address: IPAddress) -> tuple[int, int]:
@@ -190,13 +209,13 @@ EMPTY = HostList()
 
 def decide(allow: HostList, deny: HostList, address: IPAddress) -> str | None:
     """None when one pair of lists admits ``address``, else the rule that refuses it:
-    ``"hosts_allow"`` (not in the allow list) or ``"hosts_deny"`` (in the deny list).
-    Samba's documented precedence; see the module docstring."""
-    if allow and allow.matches(address):
-        return None
-    if deny and deny.matches(address):
+    ``"hosts_deny"`` (a deny entry matches, no allow entry is more specific) or
+    ``"hosts_allow"`` (an allow list that does not match).  See the module docstring."""
+    allowed = allow.best(address) if allow else None
+    denied = deny.best(address) if deny else None
+    if denied is not None and (allowed is None or denied >= allowed):
         return "hosts_deny"
-    if allow and not deny and not address.is_loopback and not _mapped_loopback(address):
+    if allow and allowed is None and not address.is_loopback and not _mapped_loopback(address):
         return "hosts_allow"
     return None
 

@@ -152,3 +152,15 @@ def test_bad_host_entry_keeps_the_server_from_starting(tmp_path):
         srv.stop()
     text = str(info.value)
     assert "ksmbd.uci:7: option 'hosts_allow' in globals: bad host entry 'nas.lan'" in text
+
+
+def test_deny_wins_over_a_less_specific_allow(tmp_path):
+    """An address inside an allowed network but denied by name is refused; its neighbours
+    in that network are served."""
+    srv = start_server(tmp_path / "srv", extra_globals="\toption hosts_allow '127.0.0.0/8'\n"
+                                                       f"\toption hosts_deny '{DENIED}'\n")
+    try:
+        assert raw_negotiate(srv.port, DENIED) == b""
+        assert raw_negotiate(srv.port, "127.0.0.3")[4:8] == b"\xfeSMB"
+    finally:
+        assert srv.stop() == 0

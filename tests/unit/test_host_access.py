@@ -1,4 +1,4 @@
-"""hosts allow / hosts deny (host_access.py): parsing, matching, Samba's precedence, the
+"""hosts allow / hosts deny (host_access.py): parsing, matching, deny wins unless allow is more specific, the
 loopback rule, config errors at their lines, ksmbd.conf, the log throttle and ubus counters."""
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def test_peer_address():
     assert peer_address("/run/socket") is None and peer_address("") is None
 
 
-# -- precedence: smb.conf's rules ---------------------------------------------------------
+# -- precedence: deny wins unless allow is more specific ---------------------------------------------------------
 
 NONE = parse_hosts("")
 
@@ -145,21 +145,44 @@ def test_deny_only_refuses_only_listed():
     assert decide(NONE, deny, ip("192.168.1.67")) is None
 
 
-def test_both_lists_the_allow_list_takes_precedence():
-    """smb.conf hosts deny: "Where the lists conflict, the allow list takes precedence";
-    an address in neither list is admitted (hosts_access(5))."""
+def test_both_lists_deny_wins_unless_allow_is_more_specific():
+    """Deny wins a conflict (an address in both lists, or denied by a network as long as
+    the allowed one); an allow entry more specific than the deny match wins; with an allow
+    list, an address in neither list is refused."""
     allow = parse_hosts("192.168.1.0/24")
     deny = parse_hosts("192.168.1.66 10.")
-    assert decide(allow, deny, ip("192.168.1.66")) is None       # in both: allow wins
-    assert decide(allow, deny, ip("10.0.0.1")) == "hosts_deny"    # deny only
-    assert decide(allow, deny, ip("172.16.0.1")) is None          # in neither
-    # smb.conf's way to refuse all but some: deny ALL, allow the few
+    assert decide(allow, deny, ip("192.168.1.66")) == "hosts_deny"  # in both: deny wins
+    assert decide(allow, deny, ip("192.168.1.67")) is None
+    assert decide(allow, deny, ip("10.0.0.1")) == "hosts_deny"      # deny only
+    assert decide(allow, deny, ip("172.16.0.1")) == "hosts_allow"   # in neither
+    same = parse_hosts("192.168.1.")                                # equally specific: deny
+    assert decide(allow, same, ip("192.168.1.5")) == "hosts_deny"
+    assert decide(parse_hosts("ALL"), parse_hosts("ALL"), ip("192.168.1.5")) == "hosts_deny"
+    # an allowed host inside a denied network: the more specific entry decides
+    assert decide(parse_hosts("10.1.2.3"), parse_hosts("10.0.0.0/8"), ip("10.1.2.3")) is None
+    assert decide(parse_hosts("10.1.2.3"), parse_hosts("10.0.0.0/8"),
+                  ip("10.1.2.4")) == "hosts_deny"
+    # smb.conf's way to refuse all but some: deny ALL (/0), allow the few
     deny_all = parse_hosts("ALL")
     assert decide(allow, deny_all, ip("172.16.0.1")) == "hosts_deny"
     assert decide(allow, deny_all, ip("192.168.1.5")) is None
-    # and to let a subnet in but one host: EXCEPT
+    assert decide(parse_hosts("fd00::/8"), deny_all, ip("fd00::7")) is None
+    # EXCEPT takes the matching network's length, and never matches what it excepts
     except_one = parse_hosts("192.168.1. EXCEPT 192.168.1.66")
     assert decide(except_one, NONE, ip("192.168.1.66")) == "hosts_allow"
+    assert decide(except_one, deny_all, ip("192.168.1.65")) is None
+    assert decide(except_one, deny_all, ip("192.168.1.66")) == "hosts_deny"
+
+
+def test_best_match_is_the_longest_network():
+    hosts = parse_hosts("ALL 10. 10.1.0.0/16 10.1.2.3 fd00::/8")
+    assert hosts.best(ip("10.1.2.3")) == 32
+    assert hosts.best(ip("::ffff:10.1.2.3")) == 32
+    assert hosts.best(ip("10.1.9.9")) == 16
+    assert hosts.best(ip("10.9.9.9")) == 8
+    assert hosts.best(ip("8.8.8.8")) == 0
+    assert hosts.best(ip("fd00::1")) == 8
+    assert parse_hosts("10.").best(ip("11.0.0.1")) is None
 
 
 @pytest.mark.parametrize("loopback", ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"])

@@ -523,7 +523,7 @@ return view.extend({
 			_('Only these clients may connect: addresses, prefixes such as 192.168.1., networks such as 192.168.1.0/24 or fd00::/8, separated by spaces. Empty: every client. The router itself (127.0.0.1, ::1) is allowed unless denied below.')));
 
 		o = hostsOption(s.taboption('security', form.Value, 'hosts_deny', _('Denied hosts'),
-			_('These clients are disconnected at once. A client that is also in "Allowed hosts" is allowed, as in Samba: enter ALL here to refuse every client not allowed above.')));
+			_('These clients are disconnected at once. Denied wins: a client in both lists is refused, unless its "Allowed hosts" entry is more specific (ALL here and 192.168.1. above admits only 192.168.1.x; 192.168.1. above and 192.168.1.66 here keeps one host out).')));
 
 		o = s.taboption('security', form.ListValue, 'server_max_protocol', _('Maximum protocol'));
 		DIALECTS.forEach(function(d) { o.value(d, d); });
@@ -614,7 +614,7 @@ return view.extend({
 			_('Only these clients may use the share (addresses, prefixes, networks); the router itself unless denied. Empty: every client the settings allow.')));
 
 		hostsOption(s.option(form.Value, 'hosts_deny', _('Denied hosts'),
-			_('These clients may not use the share; a client also in "Allowed hosts" may.')));
+			_('These clients may not use the share, even when also in "Allowed hosts", unless that entry is more specific.')));
 
 		o = s.option(form.Flag, 'inherit_owner', _('Inherit owner'));
 		o.enabled = 'yes';
