@@ -38,7 +38,7 @@ except ImportError:  # not on this platform or Python build: no fd limit handlin
 log = logging.getLogger("ksmbd.limits")
 
 REFUSED_RULES = ("max_connections", "max_ip_connections", "fd_limit")
-TIMEOUT_KINDS = ("logon", "frame", "deadtime")
+TIMEOUT_KINDS = ("logon", "frame", "send", "deadtime")
 UNLIMITED = 65536  # ksmbd: a limit of 0 means 65536
 LOG_INTERVAL = 60.0  # a refusal is logged once per address (or rule) per interval
 MAX_LOG_KEYS = 1024  # addresses remembered for that; past it, refusals go unlogged
@@ -73,7 +73,7 @@ class Tracked:
     """What the limits and timeouts know of one connection."""
 
     __slots__ = ("client", "conn", "ip", "active", "seen_in", "mid_frame_since",
-                 "no_session_since")
+                 "no_session_since", "unsent_since", "seen_sent")
 
     def __init__(self, client: Any, conn: Any, ip: str, now: float) -> None:
         self.client = client  # the loop's object for the socket (what loop._drop takes)
@@ -83,6 +83,8 @@ class Tracked:
         self.seen_in = conn.bytes_in
         self.mid_frame_since: float | None = None
         self.no_session_since: float | None = now
+        self.unsent_since: float | None = None  # output waiting, no byte of it sent since
+        self.seen_sent = 0
 
     def refresh(self, now: float) -> bool:
         """Note a frame received since the last look; True if one was."""

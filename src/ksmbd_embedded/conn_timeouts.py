@@ -6,6 +6,9 @@
 - `frame_timeout` (seconds, default 30): a frame (Direct TCP length and its bytes) that
   started arriving and is still not whole that long after is the connection's end (a peer
   trickling bytes holds a buffer and a connection slot).
+- the same `frame_timeout` for answers: a connection with unsent output of which not one
+  byte was taken by its socket that long is closed (a peer that stops reading holds up to
+  MAX_PENDING_OUTPUT of the process's I/O budget, io_budget.py; a slow reader moves on).
 - `deadtime` (minutes, default 0 = off; ksmbd.conf's name and meaning): a connection with
   no open files that sent no request that long is closed (clients reconnect on their own).
 
@@ -27,10 +30,13 @@ MINUTE = 60.0  # the unit of deadtime (ksmbd.conf: minutes); tests shorten it
 
 
 def expired(table: ConnTable, now: float, settings: Any,
-            mid_frame: Callable[[Any], bool]) -> list[tuple[Tracked, str, str]]:
+            mid_frame: Callable[[Any], bool],
+            sent: Callable[[Any], int | None] = lambda client: None,
+            ) -> list[tuple[Tracked, str, str]]:
     """Connections whose time is up: (tracked, kind, reason) with kind in
     conn_limits.TIMEOUT_KINDS. `settings` has logon_timeout, frame_timeout (seconds) and
-    deadtime (minutes); `mid_frame(client)` says whether part of a frame is held."""
+    deadtime (minutes); `mid_frame(client)` says whether part of a frame is held;
+    `sent(client)` is None without unsent output, else a count that grows as it is sent."""
     logon = settings.logon_timeout
     frame = settings.frame_timeout
     dead = settings.deadtime * MINUTE
@@ -46,6 +52,15 @@ def expired(table: ConnTable, now: float, settings: Any,
                 continue
         else:
             tracked.mid_frame_since = None
+        progress = sent(tracked.client)
+        if progress is None:
+            tracked.unsent_since = None
+        elif tracked.unsent_since is None or progress != tracked.seen_sent:
+            tracked.unsent_since = now
+            tracked.seen_sent = progress
+        elif frame and now - tracked.unsent_since >= frame:
+            out.append((tracked, "send", f"answers not read for {frame} s"))
+            continue
         if has_valid_session(conn):
             tracked.no_session_since = None
         elif tracked.no_session_since is None:

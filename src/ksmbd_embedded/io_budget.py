@@ -16,6 +16,14 @@ not after:
   TCP flow control holds the rest in the kernel. A compound's answers go out in parts of about
   `COMPOUND_PART` bytes (MS-SMB2 3.3.4.1.3: compounding responses is a MAY); when the parts
   fill the output the compound waits (`Connection.suspended`) and goes on as it drains.
+- **The pool inside the budget.** Up to 4 large receive buffers are kept for reuse while
+  the server is busy (freed after 2 s idle); they count in the budget (`Loop.pool_bytes`):
+  one is pooled only while the budget has room for it, and pooled ones are freed first
+  when buffers in use grow into their share.
+
+Not counted: the transient copies of the one answer being built (a compound's part of
+about `COMPOUND_PART`, a signed or encrypted answer and its ciphertext while it is
+encrypted): at most one answer's worth at a time, since the loop is single-threaded.
 """
 
 from __future__ import annotations
@@ -72,9 +80,11 @@ def output_full(conn: Any) -> bool:
 
 
 def counters(loop: Any, limit: int) -> dict[str, int]:
-    """For ubus `status`: the I/O budget (`limit` when there is no loop), what is in use,
-    and how many connections wait unread (for their own output or for the budget)."""
+    """For ubus `status`: the I/O budget (`limit` when there is no loop), what is in use
+    (`used`, idle pooled receive buffers included; `pooled` of them), and how many
+    connections wait unread (for their own output or for the budget)."""
     if loop is None or not hasattr(loop, "io_used"):
-        return {"limit": limit, "used": 0, "held": 0}
-    return {"limit": loop.io_limit, "used": loop.io_used,
+        return {"limit": limit, "used": 0, "pooled": 0, "held": 0}
+    return {"limit": loop.io_limit, "used": loop.io_used + loop.pool_bytes,
+            "pooled": loop.pool_bytes,
             "held": sum(1 for c in loop.clients.values() if c.held)}

@@ -15,7 +15,7 @@ import time
 from . import conn_limits, conn_timeouts, host_access
 from .connection import Connection
 from .poller import READ
-from .transport import _Client, _mid_frame
+from .transport import _Client, _mid_frame, _sent_so_far
 
 log = logging.getLogger("ksmbd.loop")
 
@@ -239,7 +239,7 @@ class AcceptingMixin:
         now = time.monotonic()
         conns = self.conns
         for tracked, kind, reason in conn_timeouts.expired(
-                conns, now, self.state.config.globals, _mid_frame):
+                conns, now, self.state.config.globals, _mid_frame, _sent_so_far):
             conns.timed_out[kind] += 1
             self._drop(tracked.client, reason)
         conns.prune_log(now)

@@ -72,6 +72,7 @@ class Loop(AcceptingMixin, SplicingMixin):
         # queued output in memory (not sendfile ranges) count in io_used.
         self.io_limit = state.config.memory_limit
         self.io_used = 0
+        self.pool_bytes = 0  # idle buffers kept in the pool: inside the budget too
         self.budget_waiters: list[_Client] = []  # held for a receive buffer (HELD_BUDGET)
         self.pool_used = time.monotonic()
         self._pipe: tuple[int, int] | None = None  # (read, write) for splice, made on first use
@@ -285,6 +286,8 @@ class Loop(AcceptingMixin, SplicingMixin):
                     part = have - start - 4
                     buf = self._take_buffer(length)
                     self.io_used += len(buf)
+                    if self.pool and self.io_used + self.pool_bytes > self.io_limit:
+                        self._fit_pool()
                     view = memoryview(buf)[:length]
                     view[:part] = scratch[start + 4:have]
                     client.frame = buf
@@ -347,15 +350,18 @@ class Loop(AcceptingMixin, SplicingMixin):
         pool = self.pool
         for i, buf in enumerate(pool):
             if len(buf) >= length:
+                self.pool_bytes -= len(buf)
                 return pool.pop(i)
         heap.large_buffers_in_use()
         return bytearray(max(length, self.max_frame) if length > PRE_LOGON_MAX_FRAME
                          else length)
 
     def _give_back(self, buf: bytearray, view: memoryview) -> None:
-        """Return a frame buffer to the pool, unless something still holds a view of it."""
+        """Return a frame buffer to the pool, unless something still holds a view of it or
+        the budget has no room for it (pooled buffers count in it: io_used + pool_bytes)."""
         view.release()
-        if len(self.pool) >= POOL_MAX or len(buf) < self.max_frame:
+        if len(self.pool) >= POOL_MAX or len(buf) < self.max_frame or \
+                self.io_used + self.pool_bytes + len(buf) > self.io_limit:
             return
         try:
             # A resize fails while any view of the buffer is alive (a handler kept a slice):
@@ -365,6 +371,12 @@ class Loop(AcceptingMixin, SplicingMixin):
             return
         del buf[-1]
         self.pool.append(buf)
+        self.pool_bytes += len(buf)
+
+    def _fit_pool(self) -> None:
+        """Buffers in use grew into the pool's share of the budget: free pooled ones."""
+        while self.pool and self.io_used + self.pool_bytes > self.io_limit:
+            self.pool_bytes -= len(self.pool.pop())
 
     def _large_freed(self) -> None:
         """A large buffer went back (to the pool or the heap): trim once idle again, even if
@@ -379,6 +391,7 @@ class Loop(AcceptingMixin, SplicingMixin):
     def _trim_pool(self, now: float) -> None:
         if (self.pool or heap.busy()) and now - self.pool_used > POOL_IDLE_SECONDS:
             self.pool.clear()
+            self.pool_bytes = 0
             heap.trim()
 
     def _dispatch(self, client: _Client, frame: memoryview) -> bool:
@@ -433,6 +446,8 @@ class Loop(AcceptingMixin, SplicingMixin):
         client.out_bytes += n
         self.io_used += n - on_disk
         out.clear()
+        if self.pool and self.io_used + self.pool_bytes > self.io_limit:
+            self._fit_pool()
         if n > SCRATCH_SIZE:  # large responses: heap buffers (heap.py), trimmed when idle
             self.pool_used = time.monotonic()
             heap.large_buffers_in_use()
@@ -475,6 +490,7 @@ class Loop(AcceptingMixin, SplicingMixin):
                         client.ranges -= 1
                         continue
                     client.out_bytes -= sent
+                    client.sent += sent
                     head.advance(sent)
                     if head.length == 0:
                         head.release()
@@ -500,6 +516,7 @@ class Loop(AcceptingMixin, SplicingMixin):
         """Forget the first `sent` bytes of the queued byte buffers."""
         out = client.out
         client.out_bytes -= sent
+        client.sent += sent
         self.io_used -= sent
         while sent:
             head = out[0]

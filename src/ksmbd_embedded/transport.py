@@ -18,13 +18,19 @@ def _mid_frame(client: _Client) -> bool:
         and not client.held and bool(client.events & READ)
 
 
+def _sent_so_far(client: _Client) -> int | None:
+    """None when nothing is queued for the client, else how many bytes were sent on the
+    slow paths (what the sweep watches for a peer that stopped reading, conn_timeouts.py)."""
+    return client.sent if client.out_bytes else None
+
+
 class _Client:
     """Socket-side state of one connection: the bytes of a frame not complete yet, and
     unsent output. Idle, it holds no buffer (the loop's scratch buffer is shared)."""
 
     __slots__ = ("sock", "conn", "pending", "frame", "frame_view", "got",
                  "out", "out_bytes", "ranges", "fileno", "events", "held", "splice",
-                 "splice_left")
+                 "splice_left", "sent")
 
     def __init__(self, sock: socket.socket, conn: Connection) -> None:
         self.sock = sock
@@ -45,3 +51,4 @@ class _Client:
         # how many of its bytes have not arrived yet.
         self.splice = None
         self.splice_left = 0
+        self.sent = 0  # bytes sent when not all of the output went at once

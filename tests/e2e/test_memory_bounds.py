@@ -219,6 +219,40 @@ def test_queued_sendfile_reads_hold_a_bounded_number_of_descriptors(srv):
     other.close()
 
 
+def test_a_client_that_never_reads_its_answers_is_closed_after_frame_timeout(tmp_path):
+    """Queued answers of which the socket takes nothing for frame_timeout seconds end the
+    connection (one log line), so a peer that stops reading cannot keep 8 MiB of the
+    budget; the memory comes back and other clients are served throughout."""
+    srv = start_server(tmp_path / "srv", extra_globals=IO_GLOBALS +
+                       "\toption frame_timeout '2'\n")
+    try:
+        (srv.shares["share"] / "big.bin").write_bytes(os.urandom(MIB))
+        pid = srv.proc.pid
+        other, c, fid, _, base = _reader_of_big_file(srv, 16)
+        c.sock.sendall(b"".join(struct.pack(">I", len(m)) + bytes(m) for m in
+                                (c.read_msg(fid, 0, MIB, sign=True) for _ in range(16))))
+        deadline = time.monotonic() + 8
+        while "answers not read" not in srv.log() and time.monotonic() < deadline:
+            assert other.echo() < 1.0
+            time.sleep(0.2)
+        assert srv.log().count("answers not read for 2 s") == 1
+        c.sock.settimeout(5)
+        got = 0
+        with pytest.raises(ConnectionError):  # what was still queued never comes: closed
+            for _ in range(16):
+                c.recv_frame()
+                got += 1
+        assert got < 16
+        assert other.echo() < 1.0
+        c.close()
+        other.close()
+        after = _returns_to(pid, base + 4 * 1024)
+        assert after <= base + 4 * 1024, f"RSS {after} kB after, {base} kB before"
+    finally:
+        assert srv.stop() == 0
+    assert "Traceback" not in srv.log()
+
+
 BUDGET_GLOBALS = IO_GLOBALS + "\toption memory_limit '4M'\n"
 
 

@@ -175,6 +175,31 @@ def test_frame_timeout_counts_from_the_frames_start(state):
     assert conn_timeouts.expired(table, 200.0, settings, mid) == []
 
 
+def test_send_timeout_closes_a_peer_that_stopped_reading(state):
+    """Unsent output of which no byte moves for frame_timeout seconds ends the connection;
+    any progress, or nothing left to send, restarts the count."""
+    table = conn_limits.ConnTable()
+    t = table.add("c", _conn(state, session=VALID), "10.0.0.1", 0.0)
+    progress = {"c": 0}
+    settings = _settings(frame_timeout=30)
+    none = lambda client: False  # noqa: E731
+    sent = lambda client: progress[client]  # noqa: E731
+    assert conn_timeouts.expired(table, 1.0, settings, none, sent) == []  # first seen
+    assert conn_timeouts.expired(table, 30.0, settings, none, sent) == []
+    progress["c"] = 4096  # the peer read some: counts from now
+    assert conn_timeouts.expired(table, 31.0, settings, none, sent) == []
+    assert conn_timeouts.expired(table, 60.0, settings, none, sent) == []
+    out = conn_timeouts.expired(table, 61.0, settings, none, sent)
+    assert [(x, kind) for x, kind, _ in out] == [(t, "send")]
+    assert out[0][2] == "answers not read for 30 s"
+    progress["c"] = None  # all sent
+    assert conn_timeouts.expired(table, 200.0, settings, none, sent) == []
+    progress["c"] = 4096  # output again, the same count as before: a new wait
+    assert conn_timeouts.expired(table, 201.0, settings, none, sent) == []
+    assert conn_timeouts.expired(table, 230.0, settings, none, sent) == []
+    assert conn_timeouts.expired(table, 300.0, _settings(frame_timeout=0), none, sent) == []
+
+
 def test_deadtime_closes_idle_connections_without_open_files(state, monkeypatch):
     table = conn_limits.ConnTable()
     idle = table.add("idle", _conn(state, session=VALID), "10.0.0.1", 0.0)
@@ -247,7 +272,7 @@ def test_sweep_closes_by_deadtime_then_stops(lp, state, monkeypatch):
         c.settimeout(3)
         _run_until(lp, lambda: lp.conns.timed_out["deadtime"], 3.0)
         assert c.recv(10) == b""  # closed by the server
-    assert lp.conns.timed_out == {"logon": 0, "frame": 0, "deadtime": 1}
+    assert lp.conns.timed_out == {"logon": 0, "frame": 0, "send": 0, "deadtime": 1}
     assert not lp.clients and len(lp.conns) == 0 and not lp._sweeping
 
 
@@ -351,7 +376,7 @@ def test_ubus_status_counts_refusals_reclaims_and_timeouts(state):
     _, reply = KsmbdObject(state).call("status", {})
     assert reply["refused"] == {"max_connections": 0, "max_ip_connections": 0, "fd_limit": 0}
     assert reply["reclaimed"] == 0
-    assert reply["timed_out"] == {"logon": 0, "frame": 0, "deadtime": 0}
+    assert reply["timed_out"] == {"logon": 0, "frame": 0, "send": 0, "deadtime": 0}
     table = conn_limits.ConnTable()
     table.refused["max_ip_connections"] = 3
     table.reclaimed = 2

@@ -264,6 +264,31 @@ def test_with_the_budget_spent_a_client_without_output_still_gets_a_frame_throug
     lp.io_used -= 5 * MIB
 
 
+def test_pooled_receive_buffers_count_in_the_budget(lp):
+    """An idle pooled buffer is inside the budget: pooled only while there is room for it,
+    freed first when buffers in use grow into its share."""
+    conn = FakeConn()
+    c, peer = _client(lp, conn, sndbuf=65536)
+    frame = _frame(bytes(SCRATCH_SIZE * 2))
+    size = lp.max_frame  # what a large frame's buffer is
+    lp.io_limit = 2 * size
+    _feed(lp, c, peer, frame, lambda: conn.frames)
+    assert lp.io_used == 0 and lp.pool_bytes == size and len(lp.pool) == 1
+    assert io_budget.counters(lp, 0)["used"] == size
+    # output grows into the pool's share: the pooled buffer goes
+    conn.outbox.append(bytes(size + 1))
+    lp._queue(c)
+    assert lp.pool == [] and lp.pool_bytes == 0 and lp.io_used == size + 1
+    lp._drop(c, "test")
+    # no room: a buffer given back is not pooled
+    conn2 = FakeConn()
+    c2, peer2 = _client(lp, conn2)
+    lp.io_used = size + 1  # someone else's
+    _feed(lp, c2, peer2, frame, lambda: conn2.frames)
+    assert lp.pool == [] and lp.io_used == size + 1
+    lp.io_used = 0
+
+
 # -- 3 in the protocol core: a compound answered in parts ---------------------------------------
 
 @pytest.mark.parametrize("encrypted", [False, True])
@@ -351,6 +376,7 @@ def test_ubus_status_reports_the_io_budget(lp):
     peer.sendall(b"".join(_frame(b"r%d" % i) for i in range(10)))
     lp._read(c)
     _, reply = KsmbdObject(lp.state).call("status", {})
-    assert reply["io_buffers"] == {"limit": lp.state.config.memory_limit, "used": lp.io_used,
-                                   "held": 1}
+    assert reply["io_buffers"] == {"limit": lp.state.config.memory_limit,
+                                   "used": lp.io_used + lp.pool_bytes,
+                                   "pooled": lp.pool_bytes, "held": 1}
     assert reply["io_buffers"]["used"] >= MAX_PENDING_OUTPUT - 3 * MIB

@@ -562,7 +562,7 @@ return view.extend({
 		};
 
 		numberOption(s.taboption('limits', form.Value, 'frame_timeout', _('Request timeout (seconds)'),
-			_('Close a connection whose request has started arriving but is not complete after this time. 0: no limit.')), 3600, '30');
+			_('Close a connection whose request has started arriving but is not complete after this time, or whose client has read none of its waiting answers for this long. 0: no limit.')), 3600, '30');
 
 		s = m.section(form.TableSection, 'share', _('Shared Directories'),
 			_('Please add directories to share. Each directory refers to a folder on a mounted device.'));
