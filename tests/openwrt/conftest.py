@@ -8,8 +8,6 @@ test_ipk.py and test_ipk_opkg_rules.py."""
 from __future__ import annotations
 
 import gzip
-import importlib.machinery
-import importlib.util
 import io
 import os
 import shutil
@@ -24,21 +22,19 @@ import pytest
 from .fakes import install_fakes
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))  # the package builders: openwrt_pkg
 FILES = REPO / "files"  # installed as /
 INIT = REPO / "init.d" / "ksmbd"  # installed as /etc/init.d/ksmbd
 HARNESS = Path(__file__).resolve().parent / "harness"
 BUILD_IPK = REPO / "scripts/build-ipk"
+BUILD_PACKAGES = REPO / "scripts/build-packages"
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 SERVER_IPK = f"ksmbd-embedded_{VERSION}-1_all.ipk"
+SRC_IPK = f"ksmbd-embedded-src_{VERSION}-1_all.ipk"
 LUCI_IPK = f"luci-app-ksmbd-embedded_{VERSION}-1_all.ipk"
-
-
-def load_build_ipk():
-    loader = importlib.machinery.SourceFileLoader("build_ipk", str(BUILD_IPK))
-    spec = importlib.util.spec_from_loader("build_ipk", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+SERVER_APK = f"ksmbd-embedded-{VERSION}-r1.apk"
+SRC_APK = f"ksmbd-embedded-src-{VERSION}-r1.apk"
+LUCI_APK = f"luci-app-ksmbd-embedded-{VERSION}-r1.apk"
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +44,18 @@ def out(tmp_path_factory):
     env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
     proc = subprocess.run([sys.executable, str(BUILD_IPK), "--out", str(out)], env=env,
                           capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def apk_out(tmp_path_factory):
+    """The directory `scripts/build-packages --format apk` wrote: the .apk files and
+    packages.adb."""
+    out = tmp_path_factory.mktemp("apk")
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
+    proc = subprocess.run([sys.executable, str(BUILD_PACKAGES), "--format", "apk", "--flat",
+                           "--out", str(out)], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return out
 

@@ -6,14 +6,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import (BUILD_IPK, LUCI_IPK, REPO, SERVER_IPK, VERSION, Ipk, OpenWrtRoot,
-                       load_build_ipk)
+from openwrt_pkg import makefile, python_deps
+
+from .conftest import BUILD_IPK, LUCI_IPK, REPO, SERVER_IPK, SRC_IPK, VERSION, Ipk, OpenWrtRoot
 
 def test_outer_container(out):
     ipk = Ipk(out / SERVER_IPK)
@@ -42,20 +44,24 @@ def test_control_fields(out):
     # only what the package installs (tests/openwrt/test_ipk_opkg_rules.py)
     assert ipk.control_file("conffiles").splitlines() == ["/etc/config/ksmbd"]
     names = [m.name for m in ipk.control_tar.getmembers()]
-    assert names == [".", "./conffiles", "./control", "./postinst", "./prerm"]  # "./" read back
-    for script in ("./postinst", "./prerm"):
+    assert names == [".", "./conffiles", "./control", "./postinst", "./postinst-pkg",
+                     "./prerm", "./prerm-pkg"]  # "./" read back
+    for script in ("./postinst", "./postinst-pkg", "./prerm", "./prerm-pkg"):
         assert ipk.control_tar.getmember(script).mode == 0o755
 
 
 def test_makefile_matches_the_project():
-    build_ipk = load_build_ipk()
-    variables, blocks = build_ipk.read_makefile(REPO / "package/ksmbd-embedded/Makefile")
+    variables, blocks = makefile.read_makefile(REPO / "package/ksmbd-embedded/Makefile")
     assert variables["PKG_VERSION"] == VERSION
-    fields = build_ipk.block_fields(blocks["Package/ksmbd-embedded"])
+    fields = makefile.block_fields(blocks["Package/ksmbd-embedded"])
     assert fields["PKGARCH"] == "all"
     assert "ksmbd-server" in fields["CONFLICTS"].split()
     text = (REPO / "package/ksmbd-embedded/Makefile").read_text()
     assert "python3-package.mk" in text and "$(eval $(call BuildPackage,ksmbd-embedded))" in text
+    assert "$(eval $(call BuildPackage,ksmbd-embedded-src))" in text  # Py3Package's -src
+    # versions both managers accept: apk's is PKG_VERSION-rPKG_RELEASE
+    assert re.fullmatch(r"\d+(\.\d+)*", variables["PKG_VERSION"])
+    assert re.fullmatch(r"\d+", variables["PKG_RELEASE"])
 
 
 def test_data_file_list(out):
@@ -65,9 +71,9 @@ def test_data_file_list(out):
         "./etc/hotplug.d/mount/60-ksmbd": 0o644, "./usr/sbin/ksmbd-embedded": 0o755,
         "./usr/sbin/ksmbd.adduser": 0o755, "./usr/sbin/ksmbd.control": 0o755,
         "./usr/sbin/ksmbd.mountd": 0o755,
-        "./usr/lib/ksmbd-embedded/ksmbd_embedded/__init__.py": 0o644,
-        "./usr/lib/ksmbd-embedded/ksmbd_embedded/ksmbd_conf.py": 0o644,
-        "./usr/lib/ksmbd-embedded/ksmbd_embedded/tools/control.py": 0o644,
+        "./usr/lib/ksmbd-embedded/ksmbd_embedded/__init__.pyc": 0o644,
+        "./usr/lib/ksmbd-embedded/ksmbd_embedded/ksmbd_conf.pyc": 0o644,
+        "./usr/lib/ksmbd-embedded/ksmbd_embedded/tools/control.pyc": 0o644,
     }
     for name, mode in expected.items():
         assert name in data, name
@@ -75,7 +81,8 @@ def test_data_file_list(out):
     names = list(data)
     assert names[0] == "."  # the "./" entry, as Python's tarfile reads it back
     assert all(m.uid == 0 and m.gid == 0 and m.uname == "" for m in data.values())
-    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    # byte-compiled modules only, beside where the sources were (compileall -b)
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".py")]
     assert all(n.startswith(("./etc", "./usr", "./lib/upgrade/keep.d"))
                or n in (".", "./lib", "./lib/upgrade") for n in names)
     # Entries sorted by name within each directory (tar --sort=name).
@@ -100,8 +107,8 @@ def test_feed_index(out):
     assert gzip.decompress((out / "Packages.gz").read_bytes()).decode() == text
     stanzas = text.split("\n\n")
     assert stanzas.pop() == ""  # the last stanza is followed by its empty line too
-    assert len(stanzas) == 2
-    for stanza, name in zip(stanzas, (SERVER_IPK, LUCI_IPK)):
+    assert len(stanzas) == 3
+    for stanza, name in zip(stanzas, (SRC_IPK, SERVER_IPK, LUCI_IPK)):
         fields = dict(l.split(": ", 1) for l in stanza.splitlines() if ": " in l)
         data = (out / name).read_bytes()
         assert fields["Filename"] == name and int(fields["Size"]) == len(data)
@@ -126,61 +133,6 @@ def test_luci_package(out):
             assert prefix + "/".join(rel.parts[1:]) in names
     assert all(n == "." or n.startswith(("./www", "./usr", "./etc")) for n in names), names
     assert ipk.control_tar.getmember("./postinst").mode == 0o755
-
-
-# --- maintainer scripts -------------------------------------------------------------------------
-
-def _run_script(tmp_path, text, args=(), env=None):
-    """Run a maintainer script with /etc/init.d/ksmbd and python3 replaced by recorders."""
-    calls = tmp_path / "calls"
-    fake_init = tmp_path / "ksmbd.init"
-    fake_init.write_text(f"#!/bin/sh\necho \"init $*\" >> {calls}\n"
-                         "[ \"$1\" != enabled ] || [ -e " + str(tmp_path / "enabled") + " ]\n")
-    fake_init.chmod(0o755)
-    bindir = tmp_path / "bin"
-    bindir.mkdir(exist_ok=True)
-    for tool in ("python3", "find"):
-        (bindir / tool).write_text(f"#!/bin/sh\necho \"{tool} $*\" >> {calls}\n")
-        (bindir / tool).chmod(0o755)
-    script = tmp_path / "script"
-    script.write_text(text.replace("/etc/init.d/ksmbd", str(fake_init)))
-    run_env = {"PATH": f"{bindir}:/usr/bin:/bin", **(env or {})}
-    proc = subprocess.run(["sh", str(script), *args], env=run_env, capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, proc.stderr
-    return calls.read_text().splitlines() if calls.exists() else []
-
-
-def test_postinst_enables_and_starts_on_a_live_system(out, tmp_path):
-    postinst = Ipk(out / SERVER_IPK).control_file("postinst")
-    (tmp_path / "enabled").touch()  # `enable` is a recorder here: pretend it worked
-    calls = _run_script(tmp_path, postinst, ["configure"], {"PKG_UPGRADE": "0"})
-    assert calls == ["python3 -m compileall -q /usr/lib/ksmbd-embedded",
-                     "init enable", "init enabled", "init start"]
-
-
-def test_postinst_upgrade_keeps_a_disabled_service_off(out, tmp_path):
-    postinst = Ipk(out / SERVER_IPK).control_file("postinst")
-    calls = _run_script(tmp_path, postinst, ["configure"], {"PKG_UPGRADE": "1"})
-    assert [c for c in calls if c.startswith("init")] == ["init enabled"]
-
-
-def test_postinst_does_nothing_in_an_image_build(out, tmp_path):
-    for name in (SERVER_IPK, LUCI_IPK):
-        postinst = Ipk(out / name).control_file("postinst")
-        assert _run_script(tmp_path, postinst, ["configure"],
-                           {"IPKG_INSTROOT": str(tmp_path / "rootfs")}) == []
-
-
-def test_prerm_stops_the_service(out, tmp_path):
-    prerm = Ipk(out / SERVER_IPK).control_file("prerm")
-    calls = _run_script(tmp_path, prerm, ["remove"])
-    assert [c for c in calls if c.startswith("init")] == ["init stop", "init disable"]
-    (tmp_path / "calls").unlink()
-    calls = _run_script(tmp_path, prerm, ["upgrade", "0.2.0-1"])
-    assert [c for c in calls if c.startswith("init")] == ["init stop"]
-    (tmp_path / "calls").unlink()
-    assert _run_script(tmp_path, prerm, ["remove"], {"IPKG_INSTROOT": "/x"}) == []
 
 
 # --- installing into a scratch root -------------------------------------------------------------
@@ -258,22 +210,21 @@ def test_installed_init_script_starts_the_installed_server(installed, tmp_path):
 # --- Python dependencies ------------------------------------------------------------------------
 
 def test_dependencies_follow_the_imports(tmp_path):
-    build_ipk = load_build_ipk()
-    variables, blocks = build_ipk.read_makefile(REPO / "package/ksmbd-embedded/Makefile")
-    depends = build_ipk.package_list(build_ipk.block_fields(blocks["Package/ksmbd-embedded"])
-                                     ["DEPENDS"])
+    variables, blocks = makefile.read_makefile(REPO / "package/ksmbd-embedded/Makefile")
+    depends = makefile.package_list(makefile.block_fields(blocks["Package/ksmbd-embedded"])
+                                    ["DEPENDS"])
     # our code: nothing to bundle (own NTLM acceptor: pyspnego is not imported)
-    assert build_ipk.python_dependencies(REPO / "src/ksmbd_embedded", depends) == []
+    assert python_deps.python_dependencies(REPO / "src/ksmbd_embedded", depends) == []
     pkg = tmp_path / "pkg"
     pkg.mkdir()
     (pkg / "m.py").write_text("import logging\nimport spnego\nfrom xml import dom\n")
-    with pytest.raises(build_ipk.BuildError, match="python3-xml"):
-        build_ipk.python_dependencies(pkg, depends)
-    assert build_ipk.python_dependencies(pkg, depends + ["python3-xml"]) == ["spnego"]
+    with pytest.raises(python_deps.DependencyError, match="python3-xml"):
+        python_deps.python_dependencies(pkg, depends)
+    assert python_deps.python_dependencies(pkg, depends + ["python3-xml"]) == ["spnego"]
     lib = tmp_path / "lib"
     lib.mkdir()
-    build_ipk.bundle("spnego", lib)  # from this (the build) environment
+    python_deps.bundle("spnego", lib)  # from this (the build) environment
     assert (lib / "spnego/__init__.py").is_file()
     assert not list(lib.rglob("__pycache__"))
-    with pytest.raises(build_ipk.BuildError):
-        build_ipk.bundle("no_such_module_xyz", lib)
+    with pytest.raises(python_deps.DependencyError):
+        python_deps.bundle("no_such_module_xyz", lib)

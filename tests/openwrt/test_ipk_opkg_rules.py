@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import re
 
-from .conftest import LUCI_IPK, REPO, SERVER_IPK, Ipk, load_build_ipk
+from openwrt_pkg.makefile import expand, read_makefile
+
+from .conftest import LUCI_IPK, REPO, SERVER_IPK, SRC_IPK, Ipk
 
 SERVER_MAKEFILE = REPO / "package/ksmbd-embedded/Makefile"
 LUCI_MAKEFILE = REPO / "package/luci-app-ksmbd-embedded/Makefile"
 
 
 def _declared_conffiles() -> list[str]:
-    _, blocks = load_build_ipk().read_makefile(SERVER_MAKEFILE)
+    _, blocks = read_makefile(SERVER_MAKEFILE)
     return blocks["Package/ksmbd-embedded/conffiles"].split()
 
 
@@ -96,8 +98,8 @@ def test_packages_index_ends_every_paragraph_with_a_blank_line(out):
 def test_packages_index_gives_opkg_every_field(out):
     paragraphs, _ = opkg_paragraphs((out / "Packages").read_text())
     by_name = {p.get("Package"): p for p in paragraphs}
-    assert set(by_name) == {"ksmbd-embedded", "luci-app-ksmbd-embedded"}
-    for name, ipk_name in (("ksmbd-embedded", SERVER_IPK),
+    assert set(by_name) == {"ksmbd-embedded", "ksmbd-embedded-src", "luci-app-ksmbd-embedded"}
+    for name, ipk_name in (("ksmbd-embedded", SERVER_IPK), ("ksmbd-embedded-src", SRC_IPK),
                            ("luci-app-ksmbd-embedded", LUCI_IPK)):
         fields = by_name[name]
         for field in ("Version", "Depends", "Section", "Maintainer", "Architecture",
@@ -114,21 +116,19 @@ def test_packages_index_gives_opkg_every_field(out):
 # --- the LuCI package as luci.mk builds it ----------------------------------------------------
 
 def test_luci_makefile_has_what_luci_mk_reads():
-    build_ipk = load_build_ipk()
-    variables, _ = build_ipk.read_makefile(LUCI_MAKEFILE)
-    server, _ = build_ipk.read_makefile(SERVER_MAKEFILE)
+    variables, _ = read_makefile(LUCI_MAKEFILE)
+    server, _ = read_makefile(SERVER_MAKEFILE)
     assert variables.get("LUCI_TITLE") and len(variables["LUCI_TITLE"]) <= 60
     assert variables.get("LUCI_DESCRIPTION")
     assert variables.get("PKG_MAINTAINER") == server["PKG_MAINTAINER"]
     # luci.mk sets MAINTAINER:=$(LUCI_MAINTAINER), "OpenWrt LuCI community" unless given
     assert "LUCI_MAINTAINER" in variables
-    assert build_ipk.expand(variables["LUCI_MAINTAINER"], variables) == server["PKG_MAINTAINER"]
+    assert expand(variables["LUCI_MAINTAINER"], variables) == server["PKG_MAINTAINER"]
 
 
 def test_luci_control_carries_description_and_maintainer(out):
-    build_ipk = load_build_ipk()
-    variables, _ = build_ipk.read_makefile(LUCI_MAKEFILE)
-    server, _ = build_ipk.read_makefile(SERVER_MAKEFILE)
+    variables, _ = read_makefile(LUCI_MAKEFILE)
+    server, _ = read_makefile(SERVER_MAKEFILE)
     f = Ipk(out / LUCI_IPK).fields()
     assert f["Description"] == " " + variables["LUCI_DESCRIPTION"]  # "Description:  text"
     assert f["Description"].strip() != variables["LUCI_TITLE"]

@@ -1,0 +1,1 @@
+"""The OpenWrt package writers."""
