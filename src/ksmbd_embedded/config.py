@@ -98,6 +98,7 @@ class ShareConfig:
     smb3_encryption: str | None = None
     hosts_allow: HostList = _NO_HOSTS  # host_access.py; empty: no restriction
     hosts_deny: HostList = _NO_HOSTS
+    oplocks: bool = True  # grant oplocks on this share (handlers/oplock_break.py)
 
     @property
     def writable(self) -> bool:
@@ -153,6 +154,7 @@ class GlobalConfig:
     deadtime: int = 0  # minutes idle without open files before a close; 0 = never
     logon_timeout: int = 20  # seconds to a valid session; 0 = no limit
     frame_timeout: int = 30  # seconds for a frame to arrive whole; 0 = no limit
+    oplock_break_wait: int = 35  # seconds an oplock break waits for its acknowledgment
 
 
 def default_max_io(mem_total_kb: int | None) -> int:
@@ -311,7 +313,7 @@ _SHARE_OPTIONS: dict[str, Callable[[Any], Any]] = {
     "read_only": _flag, "writeable": _flag, "guest_ok": _flag, "inherit_owner": _flag,
     "write_list": _words, "read_list": _words, "hide_dot_files": _flag, "veto_files": _veto,
     "smb3_encryption": _choice(_TRISTATE),
-    "hosts_allow": parse_hosts, "hosts_deny": parse_hosts,
+    "hosts_allow": parse_hosts, "hosts_deny": parse_hosts, "oplocks": _flag,
 }
 _GLOBAL_OPTIONS: dict[str, Callable[[Any], Any]] = {
     "workgroup": _string, "description": _string, "interface": _words,
@@ -327,7 +329,7 @@ _GLOBAL_OPTIONS: dict[str, Callable[[Any], Any]] = {
     "ubus_socket": _string, "hosts_allow": parse_hosts, "hosts_deny": parse_hosts,
     "max_connections": _int_range(0, 65536), "max_ip_connections": _int_range(0, 65536),
     "deadtime": _int_range(0, 65535), "logon_timeout": _int_range(0, 3600),
-    "frame_timeout": _int_range(0, 3600),
+    "frame_timeout": _int_range(0, 3600), "oplock_break_wait": _int_range(1, 3600),
 }
 
 

@@ -7,8 +7,8 @@ bytes-like object or a list of them (payloads stay separate buffers), or raises 
 """
 
 from .handlers import (
-    close, create, echo, lock, negotiate, query_directory, query_info, read_write, session_setup,
-    set_info, tree_connect,
+    close, create, echo, lock, negotiate, oplock_break, query_directory, query_info, read_write,
+    session_setup, set_info, tree_connect,
 )
 from .handlers import ioctl as ioctl_handler
 
@@ -34,5 +34,5 @@ COMMANDS = (
     (None, 32, True, True),                                     # 0x0F CHANGE_NOTIFY
     (query_info.handle_query_info, 41, True, True),             # 0x10 QUERY_INFO
     (set_info.handle_set_info, 33, True, True),                 # 0x11 SET_INFO
-    (None, 24, True, True),                                     # 0x12 OPLOCK_BREAK
+    (oplock_break.handle_oplock_break, 24, True, True),         # 0x12 OPLOCK_BREAK
 )

@@ -207,6 +207,7 @@ class _Mapper:
             # ours (ksmbd has no such keys)
             "logon timeout": self._number("logon_timeout", 0, 3600),
             "frame timeout": self._number("frame_timeout", 0, 3600),
+            "oplock break wait": self._number("oplock_break_wait", 1, 3600),
             "memory limit": self._number("memory_limit", 4 << 20, 4 << 30),
         }
 
@@ -230,7 +231,7 @@ class _Mapper:
             out.options["path"] = root.rstrip("/") + "/" + str(out.options["path"]).lstrip("/")
         for key, option in (("browseable", "browseable"), ("read only", "read_only"),
                             ("guest ok", "guest_ok"), ("inherit owner", "inherit_owner"),
-                            ("hide dot files", "hide_dot_files")):
+                            ("hide dot files", "hide_dot_files"), ("oplocks", "oplocks")):
             if (item := get(key)) is not None:
                 put(option, _bool(item[0]), item[1])
         for key in ("writable", "writeable", "write ok"):  # ksmbd: writable beats the rest
@@ -293,7 +294,7 @@ _NO_EFFECT = {
     "server multi channel support", "durable handles", "smb2 leases", "kerberos support",
     "kerberos keytab file", "kerberos service name", "cache read buffers",
     "cache trans buffers", "restrict anonymous", "netbios name", "root directory",
-    "oplocks", "store dos attributes", "crossmnt", "follow symlinks", "vfs objects",
+    "store dos attributes", "crossmnt", "follow symlinks", "vfs objects",
     "invalid users", "valid users", "force user", "force group",
 }
 # smb.conf's names and synonyms of the host lists (host_access.py)
@@ -417,6 +418,7 @@ def render(config: ServerConfig) -> str:
         ("max ip connections", str(g.max_ip_connections)),
         ("deadtime", str(g.deadtime)),
         ("logon timeout", str(g.logon_timeout)), ("frame timeout", str(g.frame_timeout)),
+        ("oplock break wait", str(g.oplock_break_wait) if g.oplock_break_wait != 35 else None),
         ("memory limit", str(g.memory_limit) if g.memory_limit else None),
     ]
     lines += [f"\t{key} = {_clean(value)}" for key, value in pairs if value]
@@ -440,6 +442,7 @@ def _share_lines(s: ShareConfig) -> list[str]:
         ("write list", " ".join(s.write_list) or None),
         ("read list", " ".join(s.read_list) or None),
         ("hide dot files", _yn(s.hide_dot_files)),
+        ("oplocks", None if s.oplocks else "no"),
         ("veto files", "/" + "/".join(s.veto_files) + "/" if s.veto_files else None),
         ("smb3 encryption", s.smb3_encryption),
         ("hosts allow", str(s.hosts_allow) or None), ("hosts deny", str(s.hosts_deny) or None),

@@ -17,7 +17,7 @@ class Open:
         "persistent_id", "volatile_id", "session", "tree", "fd", "path", "name", "is_dir",
         "granted_access", "share_access", "create_options", "delete_on_close", "file_key",
         "position", "mode", "dir_state", "pipe", "create_action", "durable", "oplock_level",
-        "extra",
+        "oplock_state", "oplock_key", "extra",
     )
 
     def __init__(self, session: Session, tree: TreeConnect, fd: int, path: str, name: str,
@@ -42,7 +42,9 @@ class Open:
         self.pipe: Any = None  # named-pipe endpoint on IPC$
         self.create_action = 0
         self.durable = False
-        self.oplock_level = 0
+        self.oplock_level = 0  # MS-SMB2 Open.OplockLevel (caching/, handlers/oplock_break.py)
+        self.oplock_state = 0  # Open.OplockState: 0 None, 1 Held, 2 Breaking (caching/breaks.py)
+        self.oplock_key = None  # MS-FSA Open.TargetOplockKey (leases: ClientGuid + LeaseKey)
         self.extra: Any = None
 
     def __repr__(self) -> str:

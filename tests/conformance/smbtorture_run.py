@@ -7,6 +7,10 @@ import subprocess
 
 from tests.e2e.harness import USERS
 
+# Seconds the conformance server waits for an oplock break acknowledgment (its
+# oplock_break_wait) and what smbtorture expects (smb2.oplock.batch22a times it).
+OPLOCK_TIMEOUT = 3
+
 _RESULT = re.compile(r"^(success|failure|error|skip|xfail|uxsuccess): (.+?)(?: \[|$)", re.M)
 
 
@@ -14,7 +18,8 @@ def run_smbtorture(port: int, test: str, share: str = "share", timeout: float = 
     """Returns (PASS|FAIL|SKIP|TIMEOUT, output)."""
     args = ["smbtorture", f"//127.0.0.1/{share}", "-p", str(port), "-U",
             f"alice%{USERS['alice']}", "--configfile=/dev/null",
-            "--option=torture:sharedelay=10000", test]
+            "--option=torture:sharedelay=10000",
+            f"--option=torture:oplocktimeout={OPLOCK_TIMEOUT}", test]
     try:
         result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:

@@ -8,7 +8,7 @@ import pytest
 
 from tests.e2e.harness import start_server
 
-from .smbtorture_run import run_smbtorture
+from .smbtorture_run import OPLOCK_TIMEOUT, run_smbtorture
 
 HERE = Path(__file__).parent
 
@@ -29,7 +29,10 @@ EXPECTED = _listed("expected-pass.txt")
 
 @pytest.fixture(scope="module")
 def torture_server(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("torture"))
+    # A short oplock break timeout: smb2.oplock.batch22a waits for it (smbtorture is told
+    # the same value, torture:oplocktimeout, in smbtorture_run.py).
+    srv = start_server(tmp_path_factory.mktemp("torture"),
+                       extra_globals=f"\toption oplock_break_wait '{OPLOCK_TIMEOUT}'\n")
     yield srv
     assert srv.stop() == 0, srv.log()
 

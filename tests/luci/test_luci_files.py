@@ -86,7 +86,7 @@ def test_view_edits_the_old_pages_options_and_ours():
     assert _options(shares_part) == {
         "name", "path", "browseable", "read_only", "force_root", "users", "guest_ok",
         "inherit_owner", "hide_dot_files", "create_mask", "dir_mask", "hosts_allow",
-        "hosts_deny"}
+        "hosts_deny", "oplocks"}
     assert _options(shares_part) <= set(config._SHARE_OPTIONS)
     # the help of "Allowed users" and "Allow guests" says that a users list keeps guests out
     users = re.search(r"form\.Value, 'users', _\('Allowed users'\),\s*_\('([^']*)'", text)

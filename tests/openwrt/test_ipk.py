@@ -56,6 +56,9 @@ def test_makefile_matches_the_project():
     fields = makefile.block_fields(blocks["Package/ksmbd-embedded"])
     assert fields["PKGARCH"] == "all"
     assert "ksmbd-server" in fields["CONFLICTS"].split()
+    # an SDK apk build drops CONFLICTS: each conflict is also a configuration-time depend
+    for conflict in fields["CONFLICTS"].split():
+        assert f"@!PACKAGE_{conflict}" in fields["DEPENDS"].split()
     text = (REPO / "package/ksmbd-embedded/Makefile").read_text()
     assert "python3-package.mk" in text and "$(eval $(call BuildPackage,ksmbd-embedded))" in text
     assert "$(eval $(call BuildPackage,ksmbd-embedded-src))" in text  # Py3Package's -src

@@ -254,7 +254,7 @@ def test_accepted_connections_have_tcp_keepalive(lp):
                 seen["timers"] = tuple(sock.getsockopt(socket.IPPROTO_TCP, opt) for opt in (
                     socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT))
             seen["tracked"] = len(lp.conns)
-        return seen
+        return seen.get("tracked") == 1  # (the loop adds the client, then tracks it)
 
     with socket.create_connection(("127.0.0.1", lp.port)):
         _run_until(lp, accepted)

@@ -122,7 +122,17 @@ def test_status_counts(state):
     assert reply["negotiated_ciphers"] == {"AES-128-GCM": 1}
     assert "ciphers" not in reply  # read as "in use"; sessions' "encrypted" says that
     assert reply["uptime"] >= 0 and reply["listen"] == []  # no loop: no listeners
+    assert reply["oplock_breaks"] == {"sent": 0, "acknowledged": 0, "timed_out": 0,
+                                      "pending": 0}
     blob.encode_members(reply)
+
+
+def test_status_counts_oplock_breaks(state):
+    from ksmbd_embedded.caching import breaks
+    bt = breaks.table(state)
+    bt.sent, bt.acknowledged, bt.timed_out = 5, 3, 1
+    assert call(state, "status")[1]["oplock_breaks"] == {
+        "sent": 5, "acknowledged": 3, "timed_out": 1, "pending": 0}
 
 
 def test_sessions(state):
@@ -193,6 +203,10 @@ def test_open_files_with_locks(state):
     assert entry["locks"][0] == {"offset": 0, "length": 10, "exclusive": True}
     assert entry["locks"][1]["offset"] == str(2**63)
     assert entry["lock_count"] == 2
+    assert entry["oplock"] == "none" and entry["oplock_breaking"] is False
+    op.oplock_level, op.oplock_state = 0x09, 2
+    entry = call(state, "open_files")[1]["open_files"][0]
+    assert entry["oplock"] == "batch" and entry["oplock_breaking"] is True
     blob.encode_members(reply)
 
 

@@ -167,6 +167,12 @@ def close_open(server: Any, op: Open) -> None:
     if op.dir_state is not None:
         from .dir_scan import close_dir_state
         close_dir_state(op)
+    if op.oplock_level or op.oplock_state:
+        # its oplock goes, and a break of it counts as acknowledged (caching/breaks.py)
+        from ..caching.breaks import peek
+        table = peek(server)
+        if table is not None:
+            table.closed(op)
     key = op.file_key
     if key is not None and op.delete_on_close:
         set_delete_pending(server, key, True)  # MS-FSA 2.1.5.4: DeleteOnClose at cleanup

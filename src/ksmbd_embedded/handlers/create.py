@@ -12,7 +12,17 @@ The path through CREATE:
 Choices worth knowing:
   * IPC$: the named pipes srvsvc and wkssvc (rpc/pipe.py, DCE/RPC); other names answer
     STATUS_OBJECT_NAME_NOT_FOUND.
-  * No oplocks, leases or durable handles yet: OplockLevel 0, no DHnQ/DH2Q/RqLs answers.
+  * Oplocks (handlers/oplock_break.py, caching/): RequestedOplockLevel is asked of the object
+    store once the open has succeeded. Before the share-mode check an opener that meets a
+    sharing violation breaks a batch oplock and waits for the acknowledgment (MS-FSA 2.1.5.1.2,
+    OPEN_BREAK_H), then the check runs; after it, the open breaks what it conflicts with
+    (exclusive/batch to Level II, or to none when it overwrites) and waits likewise. Waiting
+    is async: interim STATUS_PENDING, then the CREATE runs again from the start
+    (caching/breaks.wait_then_retry). FILE_COMPLETE_IF_OPLOCKED does not wait and answers
+    STATUS_OPLOCK_BREAK_IN_PROGRESS; so does not wait a CREATE that is not the last request of
+    its compound (only the last may go async). FILE_OPEN_REQUIRING_OPLOCK: an open that would
+    break another's oplock is STATUS_CANNOT_BREAK_OPLOCK, one not granted an oplock
+    STATUS_OPLOCK_NOT_GRANTED. No leases or durable handles yet: no DHnQ/DH2Q/RqLs answers.
   * Only regular files and directories are served; a FIFO, socket or device node in a share
     is STATUS_ACCESS_DENIED (opening a FIFO could block the event loop).
   * Existing directory with SUPERSEDE/OVERWRITE/OVERWRITE_IF (and no FILE_DIRECTORY_FILE,
@@ -51,6 +61,8 @@ import struct
 from typing import TYPE_CHECKING
 
 from .. import header as h
+from ..caching import breaks
+from ..caching import oplock as fsa
 from ..fs import access_check, acl, deferred_size, eas, file_ids, reparse, share_modes, streams
 from ..fs.acl import map_generic  # noqa: F401  (GENERIC_* -> file rights; also used by tests)
 from ..fs.dos_attrs import (
@@ -67,6 +79,7 @@ from ..fs.share_paths import (
 )
 from ..opens import Open
 from ..status import (
+    STATUS_CANNOT_BREAK_OPLOCK, STATUS_OPLOCK_BREAK_IN_PROGRESS, STATUS_OPLOCK_NOT_GRANTED,
     STATUS_TOO_MANY_OPENED_FILES,
     STATUS_ACCESS_DENIED, STATUS_BAD_IMPERSONATION_LEVEL, STATUS_CANNOT_DELETE,
     STATUS_DELETE_PENDING, STATUS_FILE_IS_A_DIRECTORY, STATUS_INVALID_PARAMETER,
@@ -80,6 +93,7 @@ from ..tree import (
     FILE_WRITE_DATA, MAXIMUM_ALLOWED,
 )
 from . import create_contexts as cc
+from . import oplock_break
 
 if TYPE_CHECKING:
     from ..request import Request
@@ -164,6 +178,10 @@ _O_PATH = getattr(os, "O_PATH", 0)
 _O_BASE = _O_CLOEXEC | _O_NOFOLLOW
 _O_DIR = os.O_RDONLY | _O_DIRECTORY | _O_BASE
 
+_U32 = struct.Struct("<I")
+# 2.1.4.12: an open asking only for these never breaks an oplock
+_STAT_ONLY_ACCESS = 0x00000080 | 0x00000100 | 0x00100000  # READ/WRITE_ATTRIBUTES, SYNCHRONIZE
+
 DEFAULT_CREATE_MASK = 0o644
 DEFAULT_DIR_MASK = 0o755
 
@@ -196,7 +214,71 @@ def _os_error(exc: OSError, what: str) -> SmbError:
 MAX_OPENS_PER_SESSION = 16384
 
 
+class _OplockCtx:
+    """The oplock side of one CREATE call (handlers/oplock_break.py)."""
+
+    __slots__ = ("may_wait", "requiring", "in_progress")
+
+    def __init__(self, may_wait: bool, requiring: bool) -> None:
+        self.may_wait = may_wait
+        self.requiring = requiring
+        self.in_progress = False  # a break was started that the open did not wait for
+
+
+_oplock_ctx: _OplockCtx | None = None  # of the CREATE being handled (the loop is one thread)
+
+
 def handle_create(req: Request):
+    """MS-SMB2 3.3.5.9. An open that must wait for an oplock break goes async and runs
+    again once the break is over (caching/breaks.py)."""
+    try:
+        return _handle_create(req)
+    except breaks.MustWait as wait:
+        return breaks.wait_then_retry(req, wait, _handle_create)
+
+
+def _share_check(req: Request, key, access: int, share_access: int, disposition: int) -> None:
+    """MS-FSA 2.1.5.1.2: the share-mode check with the oplock steps around it. A sharing
+    violation against a batch oplock breaks it first (the opener waits for the
+    acknowledgment, then checks again: its holder may have closed); an open that passes
+    breaks what it conflicts with (2.1.4.12, Operation OPEN)."""
+    server = req.server
+    ctx = _oplock_ctx
+    if ctx is not None and breaks.peek(server) is not None:
+        others = server.opens.others(key)
+        if others and share_modes.share_conflict(access, share_access, others):
+            _check_oplock(req, ctx, key, access, disposition, True)
+        share_modes.check_share_access(server, key, access, share_access)
+        _check_oplock(req, ctx, key, access, disposition, False)
+        return
+    share_modes.check_share_access(server, key, access, share_access)
+
+
+def _check_oplock(req: Request, ctx: _OplockCtx, key, access: int, disposition: int,
+                  sharing_violation: bool) -> None:
+    if ctx.requiring:
+        ol = breaks.peek(req.server).get(key)
+        if ol is not None and ol.state != fsa.NO_OPLOCK and access & ~_STAT_ONLY_ACCESS:
+            raise SmbError(STATUS_CANNOT_BREAK_OPLOCK)  # MS-FSA 2.1.5.1.2
+    if oplock_break.check_open(req, key, access, disposition,
+                               sharing_violation=sharing_violation, may_wait=ctx.may_wait):
+        ctx.in_progress = True
+
+
+def _handle_create(req: Request):
+    global _oplock_ctx
+    options = _U32.unpack_from(req.view, h.HEADER_SIZE + 40)[0]
+    last = not _U32.unpack_from(req.view, h.NEXT_COMMAND_OFFSET)[0]
+    outer = _oplock_ctx  # (a CREATE run from inside another one, as tests without a loop do)
+    _oplock_ctx = _OplockCtx(last and not options & FILE_COMPLETE_IF_OPLOCKED,
+                             bool(options & FILE_OPEN_REQUIRING_OPLOCK))
+    try:
+        return _create(req)
+    finally:
+        _oplock_ctx = outer
+
+
+def _create(req: Request):
     tree = req.tree
     if tree.closed:
         # Disconnected (connection.py refuses such a tree already): an Open added to it now
@@ -206,8 +288,9 @@ def handle_create(req: Request):
     if len(req.server.opens.by_id) >= MAX_OPENS_PER_SESSION and \
             sum(t.open_count for t in req.session.trees.values()) >= MAX_OPENS_PER_SESSION:
         raise SmbError(STATUS_TOO_MANY_OPENED_FILES)  # (counted only when it may be true)
-    (_, _, _, impersonation, _, _, desired, attributes, share_access, disposition, options,
-     name_off, name_len, ctx_off, ctx_len) = _CREATE_REQUEST.unpack_from(req.view, h.HEADER_SIZE)
+    (_, _, requested_oplock, impersonation, _, _, desired, attributes, share_access,
+     disposition, options, name_off, name_len, ctx_off,
+     ctx_len) = _CREATE_REQUEST.unpack_from(req.view, h.HEADER_SIZE)
     if tree.is_ipc:
         return _create_pipe(req, desired, share_access, options, name_off, name_len)
 
@@ -339,6 +422,11 @@ def handle_create(req: Request):
 
     # 5. response
     server.opens.add(op)
+    oplock_level = oplock_break.grant(req, op, requested_oplock)  # MS-SMB2 3.3.5.9
+    if not oplock_level and options & FILE_OPEN_REQUIRING_OPLOCK \
+            and requested_oplock != oplock_break.SMB2_OPLOCK_LEVEL_NONE:
+        share_modes.close_open(server, op)
+        raise SmbError(STATUS_OPLOCK_NOT_GRANTED)
     req.set_open(op)
     if op.extra is None or streams.stream_of(op) is not None:
         file_ids.remember(server, root, op.path, fst.st_dev, fst.st_ino)  # not a link's id
@@ -351,13 +439,16 @@ def handle_create(req: Request):
         log.debug("CREATE %r disp=%d opts=0x%x access=0x%x share=%d -> action %d fid %x",
                   name, disposition, options, op.granted_access, share_access, action,
                   op.volatile_id)
-    fields = (89, 0, 0, action, meta.creation_time, meta.last_access_time,
+    fields = (89, oplock_level, 0, action, meta.creation_time, meta.last_access_time,
               meta.last_write_time, meta.change_time, meta.allocation_size, meta.end_of_file,
               meta.attributes, 0, op.persistent_id, op.volatile_id)
+    ol_ctx = _oplock_ctx
+    status = STATUS_OPLOCK_BREAK_IN_PROGRESS if ol_ctx is not None and ol_ctx.in_progress \
+        and options & FILE_COMPLETE_IF_OPLOCKED else STATUS_SUCCESS
     if not ctx_items:
-        return STATUS_SUCCESS, _CREATE_RESPONSE.pack(*fields, 0, 0)
+        return status, _CREATE_RESPONSE.pack(*fields, 0, 0)
     ctx = cc.encode_contexts(ctx_items)
-    return STATUS_SUCCESS, [_CREATE_RESPONSE.pack(*fields, _CONTEXTS_OFFSET, len(ctx)), ctx]
+    return status, [_CREATE_RESPONSE.pack(*fields, _CONTEXTS_OFFSET, len(ctx)), ctx]
 
 
 _U64 = struct.Struct("<Q")
@@ -506,7 +597,7 @@ def _open_existing(req: Request, path: str, name: str, st: os.stat_result, acces
                 raise SmbError(refusal)
         if share_modes.is_delete_pending(server, key):
             raise SmbError(STATUS_DELETE_PENDING)
-        share_modes.check_share_access(server, key, access, share_access)
+        _share_check(req, key, access, share_access, disposition)  # (with the oplock steps)
         streams.check_base_delete(server, key, access)  # its streams must share delete
         if options & FILE_NO_EA_KNOWLEDGE and eas.has_need_ea(fd):
             raise SmbError(STATUS_ACCESS_DENIED)  # MS-FSA 2.1.5.1.2: FILE_NEED_EA

@@ -115,7 +115,8 @@ def open_stream(req: Request, name: str, stream: str, access: int, max_allowed: 
             key = streams.stream_key(base_key, stored)
             if share_modes.is_delete_pending(server, key):
                 raise SmbError(STATUS_DELETE_PENDING)
-            share_modes.check_share_access(server, key, access, share_access)
+            from .create import _share_check  # (with the oplock steps of MS-FSA 2.1.5.1.2)
+            _share_check(req, key, access, share_access, disposition)
             if overwrite:
                 if not tree.writable:
                     raise SmbError(STATUS_ACCESS_DENIED)

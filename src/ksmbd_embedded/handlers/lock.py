@@ -23,12 +23,14 @@ import struct
 from typing import TYPE_CHECKING
 
 from .. import header as h
+from ..caching import oplock as fsa
 from ..fs import byte_locks
 from ..status import (
     STATUS_ACCESS_DENIED, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_PARAMETER,
     STATUS_LOCK_NOT_GRANTED, STATUS_PENDING, STATUS_SUCCESS, SmbError,
 )
 from ..tree import FILE_APPEND_DATA, FILE_READ_DATA, FILE_WRITE_DATA
+from . import oplock_break
 
 if TYPE_CHECKING:
     from ..request import Request
@@ -97,6 +99,7 @@ def _lock(req: Request, op, elements):
             raise SmbError(STATUS_INVALID_PARAMETER)
         wanted.append((offset, length, bool(flags & SMB2_LOCKFLAG_EXCLUSIVE_LOCK)))
     server = req.server
+    oplock_break.break_for(server, op, fsa.LOCK_CONTROL)  # MS-FSA 2.1.5.7: Level II -> none
     status = byte_locks.lock(server, op, wanted)
     if status == STATUS_SUCCESS:
         return STATUS_SUCCESS, byte_locks.LOCK_RESPONSE

@@ -29,6 +29,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from .. import header as h
+from ..caching import oplock as fsa
 from ..file_range import FileRange
 from ..fs import byte_locks, deferred_size, streams
 from ..fs.errno_status import oserror_to_status
@@ -37,6 +38,7 @@ from ..status import (
     STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_PARAMETER, STATUS_SUCCESS, SmbError,
 )
 from ..tree import FILE_APPEND_DATA, FILE_EXECUTE, FILE_READ_DATA, FILE_WRITE_DATA
+from . import oplock_break
 
 if TYPE_CHECKING:
     from ..request import Request
@@ -258,6 +260,7 @@ def handle_write(req: Request):
     if length == 0:
         return STATUS_SUCCESS, _WRITE_RSP.pack(17, 0, 0, 0, 0, 0)
     server = req.server
+    oplock_break.break_for(server, op, fsa.WRITE)  # MS-FSA 2.1.5.3: Level II -> none
     stream = streams.stream_of(op)
     if stream is not None:
         return _stream_write(req, op, stream, offset, data, append_only)

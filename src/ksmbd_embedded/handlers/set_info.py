@@ -73,6 +73,8 @@ import struct
 from typing import TYPE_CHECKING
 
 from .. import header as h
+from ..caching import breaks
+from ..caching import oplock as fsa
 from ..fs import byte_locks, change_time, deferred_size, eas, reparse, streams
 from ..fs import file_info as fi
 from ..fs.dos_attrs import (
@@ -109,6 +111,7 @@ from ..tree import (
 from .query_info import (
     SMB2_0_INFO_FILE, SMB2_0_INFO_FILESYSTEM, SMB2_0_INFO_QUOTA, SMB2_0_INFO_SECURITY,
 )
+from . import oplock_break
 from .read_write import check_credit_charge, max_transact_size
 
 if TYPE_CHECKING:
@@ -132,6 +135,15 @@ _FS_SET_UNLISTED = frozenset((2, 10))
 
 
 def handle_set_info(req: Request):
+    """MS-SMB2 3.3.5.21. A rename or delete that must wait for another open's batch oplock
+    to be broken goes async and runs again once the break is over (caching/breaks.py)."""
+    try:
+        return _handle_set_info(req)
+    except breaks.MustWait as wait:
+        return breaks.wait_then_retry(req, wait, _handle_set_info)
+
+
+def _handle_set_info(req: Request):
     (_, info_type, info_class, buf_len, buf_off, _, additional, fid_p,
      fid_v) = _REQUEST.unpack_from(req.view, h.HEADER_SIZE)
     op = req.open_for(fid_p, fid_v)
@@ -247,6 +259,7 @@ def _set_end_of_file(req: Request, op: Open, buf) -> None:
     _require(op, FILE_WRITE_DATA)
     if op.is_dir:
         raise SmbError(STATUS_INVALID_PARAMETER)
+    oplock_break.break_for(req.server, op, fsa.SET_EOF)  # MS-FSA 2.1.5.14: Level II -> none
     stream = streams.stream_of(op)
     if stream is not None:
         streams.set_size(op.fd, stream.name, eof)
@@ -263,6 +276,7 @@ def _set_allocation(req: Request, op: Open, buf) -> None:
     _require(op, FILE_WRITE_DATA)
     if op.is_dir:
         raise SmbError(STATUS_INVALID_PARAMETER)
+    oplock_break.break_for(req.server, op, fsa.SET_EOF)  # MS-FSA 2.1.5.14: Level II -> none
     stream = streams.stream_of(op)
     if stream is not None:
         if size < streams.stream_size(op.fd, stream.name):
@@ -296,6 +310,9 @@ def _set_disposition_ex(req: Request, op: Open, buf) -> None:
 def _dispose(req: Request, op: Open, flags: int) -> None:
     _require(op, DELETE)
     delete = bool(flags & fi.FILE_DISPOSITION_DELETE)
+    if delete:
+        # MS-FSA 2.1.5.14.3: another open's batch oplock is broken, and the delete waits
+        oplock_break.break_for(req.server, op, fsa.DELETE, may_wait=oplock_break.may_wait(req))
     key = op.file_key
     if key is None:
         raise SmbError(STATUS_NOT_SUPPORTED)
@@ -393,6 +410,8 @@ def _set_rename(req: Request, op: Open, buf) -> None:
         raise SmbError(STATUS_ACCESS_DENIED)  # the share root stays where it is
     if streams.stream_opens(req.server, op.file_key):
         raise SmbError(STATUS_ACCESS_DENIED)  # a stream of it is open
+    # MS-FSA 2.1.5.14.11: another open's batch oplock is broken, and the rename waits
+    oplock_break.break_for(req.server, op, fsa.RENAME, may_wait=oplock_break.may_wait(req))
     name, exact, path, st = _target(req, op, raw_name)
     replaced = None
     if st is not None and (st.st_dev, st.st_ino) != op.file_key:

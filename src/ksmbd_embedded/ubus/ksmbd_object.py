@@ -71,6 +71,10 @@ class _BadArgs(Exception):
     pass
 
 
+_OPLOCK_NAMES = {0x00: "none", 0x01: "level2", 0x08: "exclusive", 0x09: "batch",
+                 0xFF: "lease"}
+
+
 def _u64(value: int) -> int | str:
     return value if value < _JS_SAFE else str(value)
 
@@ -213,7 +217,18 @@ class KsmbdObject:
             **limits,
             # I/O buffers against `memory_limit` (io_budget.py)
             "io_buffers": io_budget.counters(getattr(st, "loop", None), st.config.memory_limit),
+            "oplock_breaks": self._oplock_breaks(),
         }
+
+    def _oplock_breaks(self) -> dict:
+        """Oplock break notifications sent, acknowledged, timed out (caching/breaks.py),
+        and those waiting for an acknowledgment now."""
+        from ..caching.breaks import peek
+        bt = peek(self.state)
+        if bt is None:
+            return {"sent": 0, "acknowledged": 0, "timed_out": 0, "pending": 0}
+        return {"sent": bt.sent, "acknowledged": bt.acknowledged, "timed_out": bt.timed_out,
+                "pending": len(bt.pending)}
 
     def _listening(self) -> list[str]:
         loop = getattr(self.state, "loop", None)
@@ -285,6 +300,9 @@ class KsmbdObject:
                 "access": _flags(op.granted_access, _ACCESS_BITS),
                 "share_access": _flags(op.share_access, _SHARE_BITS),
                 "delete_on_close": bool(op.delete_on_close),
+                # the SMB2 oplock level held; "breaking" while an acknowledgment is due
+                "oplock": _OPLOCK_NAMES.get(op.oplock_level, "none"),
+                "oplock_breaking": op.oplock_state == 2,
                 "lock_count": len(held),
                 "locks": [{"offset": _u64(o), "length": _u64(n), "exclusive": ex}
                           for o, n, ex in held[:MAX_LOCKS]],

@@ -626,6 +626,12 @@ return view.extend({
 		o.disabled = 'no';
 		o.default = 'yes';
 
+		o = s.option(form.Flag, 'oplocks', _('Oplocks'),
+			_('Clients may cache the share\'s files (faster); turn off for files changed on the router itself.'));
+		o.enabled = 'yes';
+		o.disabled = 'no';
+		o.default = 'yes';
+
 		[ [ 'create_mask', _('Create mask'), '0666' ], [ 'dir_mask', _('Directory mask'), '0777' ] ]
 		.forEach(function(mask) {
 			o = s.option(form.Value, mask[0], mask[1]);
