@@ -47,7 +47,7 @@ class AsyncWork:
         if self.on_cancel is not None:
             self.on_cancel()
         if send:
-            from .dispatch import ERROR_BODY
+            from .header import ERROR_BODY
             from .status import STATUS_CANCELLED
             self.complete(STATUS_CANCELLED, ERROR_BODY)
         else:

@@ -446,6 +446,17 @@ class Connection:
             session.signer.sign(buf)
         self.send_frame(buf)
 
+    def tear_down(self) -> None:
+        """The transport is gone: end pending requests without answers, close every
+        session (its trees and opens), as a LOGOFF would."""
+        self.cancel_async(lambda work: True, send=False)
+        from .handlers.session_setup import close_session
+        for session in list(self.sessions.values()):
+            try:
+                close_session(self.server, session)
+            except Exception:
+                log.exception("%s: cleaning up a session failed", self.peer)
+
     def cancel_async(self, match, send: bool = True) -> None:
         """Cancel every pending request for which match(work) is true."""
         for work in [w for w in self.async_ops.values() if match(w)]:

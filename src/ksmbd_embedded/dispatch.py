@@ -13,7 +13,7 @@ from .handlers import (
 from .handlers import ioctl as ioctl_handler
 
 # MS-SMB2 2.2.2 ERROR response: StructureSize 9, ErrorContextCount 0, ByteCount 0, 1 byte.
-ERROR_BODY = b"\x09\x00\x00\x00\x00\x00\x00\x00\x00"
+from .header import ERROR_BODY  # noqa: F401  (the handlers' name for it)
 
 COMMANDS = (
     (negotiate.handle_negotiate, 36, False, False),             # 0x00 NEGOTIATE

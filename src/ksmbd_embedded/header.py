@@ -88,3 +88,8 @@ def pack_response_header(buf: bytearray, off: int, command: int, status: int, cr
     HEADER.pack_into(buf, off, SMB2_MAGIC, 64, credit_charge, status, command, credits,
                      flags | FLAGS_SERVER_TO_REDIR, 0, msg_id, tree_or_async, session_id)
     buf[off + SIGNATURE_OFFSET:off + 64] = bytes(16)
+
+
+# MS-SMB2 2.2.2 SMB2 ERROR Response body with no error data (StructureSize 9, one byte of
+# ErrorData): what every failed request answers, whoever completes it.
+ERROR_BODY = b"\x09\x00\x00\x00\x00\x00\x00\x00\x00"

@@ -592,13 +592,7 @@ class Loop(AcceptingMixin, SplicingMixin):
         self.state.flush_pending.discard(conn)
         conn.transport = None
         conn.closing = True
-        conn.cancel_async(lambda work: True, send=False)
-        from .handlers.session_setup import close_session
-        for session in list(conn.sessions.values()):
-            try:
-                close_session(self.state, session)
-            except Exception:
-                log.exception("%s: cleaning up a session failed", conn.peer)
+        conn.tear_down()
         log.info("%s: disconnected (%s)", conn.peer, reason)
 
     def shutdown(self) -> None:

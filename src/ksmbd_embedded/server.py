@@ -9,18 +9,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import ServerConfig, load_config
+from .fs.dos_attrs import filetime_now
 from .host_access import Refusals
 from .opens import OpenTable
 from .pwddb import PasswordDb
 
 log = logging.getLogger("ksmbd.server")
-
-_FILETIME_EPOCH_OFFSET = 116444736000000000  # 100 ns ticks from 1601 to 1970
-
-
-def filetime_now() -> int:
-    return time.time_ns() // 100 + _FILETIME_EPOCH_OFFSET
-
 
 def _random_bits(n: int) -> int:
     """``secrets.randbits(n)`` without importing secrets (hmac, hashlib, libcrypto: ~4 MB

@@ -50,6 +50,9 @@ class FakeConn:
     def cancel_async(self, match, send=True) -> None:
         pass
 
+    def tear_down(self) -> None:
+        pass
+
 
 @pytest.fixture
 def lp(state):

@@ -251,7 +251,7 @@ def _call_later(server: Any, delay: float, fn: Callable[[], None]) -> None:
 def wait_then_retry(req: Any, wait: MustWait, handler: Callable[[Any], Any]):
     """Take `req` async until the break of `wait.oplock` is over, then run `handler` again
     on a copy of the request; returns what the first handler call returns (STATUS_PENDING)."""
-    from ..dispatch import ERROR_BODY
+    from ..header import ERROR_BODY
     from ..request import Request
     from ..status import STATUS_INTERNAL_ERROR, STATUS_PENDING, SmbError
     server = req.server

@@ -275,7 +275,7 @@ def release_open(server: Any, op: Open) -> None:
         fl.waiters = [w for w in fl.waiters if w.open is not op]
         for waiter in mine:
             if waiter.work is not None:
-                from ..dispatch import ERROR_BODY
+                from ..header import ERROR_BODY
                 waiter.work.complete(STATUS_RANGE_NOT_LOCKED, ERROR_BODY)
     before = len(fl.locks)
     fl.locks = [lk for lk in fl.locks if lk.open is not op]

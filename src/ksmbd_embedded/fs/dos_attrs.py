@@ -104,6 +104,12 @@ def unix_to_filetime(ns: int) -> int:
     return ft if ft > 0 else 0
 
 
+def filetime_now() -> int:
+    """The current time as FILETIME (NEGOTIATE's SystemTime, the server's start time)."""
+    import time
+    return unix_to_filetime(time.time_ns())
+
+
 def filetime_to_unix_ns(ft: int) -> int:
     """FILETIME (100 ns since 1601) to nanoseconds since 1970 (may be negative)."""
     return (ft - FILETIME_UNIX_EPOCH) * 100

@@ -68,7 +68,7 @@ def _spnego_hint() -> bytes:
 
 def _response_body(conn: Connection, dialect: int, contexts: list[tuple[int, bytes]]) -> bytearray:
     """The NEGOTIATE response body: fixed part, security buffer, then 8-aligned contexts."""
-    from ..server import filetime_now
+    from ..fs.dos_attrs import filetime_now
     hint = _spnego_hint()
     sec_off = h.HEADER_SIZE + _RESPONSE.size
     body = bytearray(_RESPONSE.size)

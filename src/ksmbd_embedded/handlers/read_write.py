@@ -301,7 +301,6 @@ def handle_write(req: Request):
 SPLICE_MIN = 64 * 1024  # payloads at least this large are spliced when the WRITE allows it
 SPLICE_HEAD = h.HEADER_SIZE + 48  # header + WRITE body: where a spliced payload starts (112)
 _U32 = struct.Struct("<I")
-_ERROR_BODY = b"\x09\x00\x00\x00\x00\x00\x00\x00\x00"  # 2.2.2, as dispatch.ERROR_BODY
 
 
 class SpliceWrite:
@@ -384,7 +383,7 @@ def finish_splice(server, sw: SpliceWrite) -> None:
         # and the error body, as a WRITE that failed in place answers.
         buf = bytearray(sw.response[1][:h.HEADER_SIZE])
         _U32.pack_into(buf, 8, sw.status)
-        buf += _ERROR_BODY
+        buf += h.ERROR_BODY
         sw.response[0] = struct.pack(">I", len(buf))
         sw.response[1] = buf
 
