@@ -62,7 +62,6 @@ from typing import TYPE_CHECKING
 
 from .. import header as h
 from ..caching import breaks
-from ..caching import oplock as fsa
 from ..fs import access_check, acl, deferred_size, eas, file_ids, reparse, share_modes, streams
 from ..fs.acl import map_generic  # noqa: F401  (GENERIC_* -> file rights; also used by tests)
 from ..fs.dos_attrs import (
@@ -79,7 +78,7 @@ from ..fs.share_paths import (
 )
 from ..opens import Open
 from ..status import (
-    STATUS_CANNOT_BREAK_OPLOCK, STATUS_OPLOCK_BREAK_IN_PROGRESS, STATUS_OPLOCK_NOT_GRANTED,
+    STATUS_OPLOCK_BREAK_IN_PROGRESS, STATUS_OPLOCK_NOT_GRANTED,
     STATUS_TOO_MANY_OPENED_FILES,
     STATUS_ACCESS_DENIED, STATUS_BAD_IMPERSONATION_LEVEL, STATUS_CANNOT_DELETE,
     STATUS_DELETE_PENDING, STATUS_FILE_IS_A_DIRECTORY, STATUS_INVALID_PARAMETER,
@@ -93,7 +92,7 @@ from ..tree import (
     FILE_WRITE_DATA, MAXIMUM_ALLOWED,
 )
 from . import create_contexts as cc
-from . import oplock_break
+from . import create_oplocks, oplock_break
 
 if TYPE_CHECKING:
     from ..request import Request
@@ -179,8 +178,6 @@ _O_BASE = _O_CLOEXEC | _O_NOFOLLOW
 _O_DIR = os.O_RDONLY | _O_DIRECTORY | _O_BASE
 
 _U32 = struct.Struct("<I")
-# 2.1.4.12: an open asking only for these never breaks an oplock
-_STAT_ONLY_ACCESS = 0x00000080 | 0x00000100 | 0x00100000  # READ/WRITE_ATTRIBUTES, SYNCHRONIZE
 
 DEFAULT_CREATE_MASK = 0o644
 DEFAULT_DIR_MASK = 0o755
@@ -214,20 +211,6 @@ def _os_error(exc: OSError, what: str) -> SmbError:
 MAX_OPENS_PER_SESSION = 16384
 
 
-class _OplockCtx:
-    """The oplock side of one CREATE call (handlers/oplock_break.py)."""
-
-    __slots__ = ("may_wait", "requiring", "in_progress")
-
-    def __init__(self, may_wait: bool, requiring: bool) -> None:
-        self.may_wait = may_wait
-        self.requiring = requiring
-        self.in_progress = False  # a break was started that the open did not wait for
-
-
-_oplock_ctx: _OplockCtx | None = None  # of the CREATE being handled (the loop is one thread)
-
-
 def handle_create(req: Request):
     """MS-SMB2 3.3.5.9. An open that must wait for an oplock break goes async and runs
     again once the break is over (caching/breaks.py)."""
@@ -237,45 +220,12 @@ def handle_create(req: Request):
         return breaks.wait_then_retry(req, wait, _handle_create)
 
 
-def _share_check(req: Request, key, access: int, share_access: int, disposition: int) -> None:
-    """MS-FSA 2.1.5.1.2: the share-mode check with the oplock steps around it. A sharing
-    violation against a batch oplock breaks it first (the opener waits for the
-    acknowledgment, then checks again: its holder may have closed); an open that passes
-    breaks what it conflicts with (2.1.4.12, Operation OPEN)."""
-    server = req.server
-    ctx = _oplock_ctx
-    if ctx is not None and breaks.peek(server) is not None:
-        others = server.opens.others(key)
-        if others and share_modes.share_conflict(access, share_access, others):
-            _check_oplock(req, ctx, key, access, disposition, True)
-        share_modes.check_share_access(server, key, access, share_access)
-        _check_oplock(req, ctx, key, access, disposition, False)
-        return
-    share_modes.check_share_access(server, key, access, share_access)
-
-
-def _check_oplock(req: Request, ctx: _OplockCtx, key, access: int, disposition: int,
-                  sharing_violation: bool) -> None:
-    if ctx.requiring:
-        ol = breaks.peek(req.server).get(key)
-        if ol is not None and ol.state != fsa.NO_OPLOCK and access & ~_STAT_ONLY_ACCESS:
-            raise SmbError(STATUS_CANNOT_BREAK_OPLOCK)  # MS-FSA 2.1.5.1.2
-    if oplock_break.check_open(req, key, access, disposition,
-                               sharing_violation=sharing_violation, may_wait=ctx.may_wait):
-        ctx.in_progress = True
-
-
 def _handle_create(req: Request):
-    global _oplock_ctx
     options = _U32.unpack_from(req.view, h.HEADER_SIZE + 40)[0]
     last = not _U32.unpack_from(req.view, h.NEXT_COMMAND_OFFSET)[0]
-    outer = _oplock_ctx  # (a CREATE run from inside another one, as tests without a loop do)
-    _oplock_ctx = _OplockCtx(last and not options & FILE_COMPLETE_IF_OPLOCKED,
-                             bool(options & FILE_OPEN_REQUIRING_OPLOCK))
-    try:
-        return _create(req)
-    finally:
-        _oplock_ctx = outer
+    return create_oplocks.run(req, _create,
+                              may_wait=last and not options & FILE_COMPLETE_IF_OPLOCKED,
+                              requiring=bool(options & FILE_OPEN_REQUIRING_OPLOCK))
 
 
 def _create(req: Request):
@@ -442,8 +392,7 @@ def _create(req: Request):
     fields = (89, oplock_level, 0, action, meta.creation_time, meta.last_access_time,
               meta.last_write_time, meta.change_time, meta.allocation_size, meta.end_of_file,
               meta.attributes, 0, op.persistent_id, op.volatile_id)
-    ol_ctx = _oplock_ctx
-    status = STATUS_OPLOCK_BREAK_IN_PROGRESS if ol_ctx is not None and ol_ctx.in_progress \
+    status = STATUS_OPLOCK_BREAK_IN_PROGRESS if create_oplocks.break_in_progress() \
         and options & FILE_COMPLETE_IF_OPLOCKED else STATUS_SUCCESS
     if not ctx_items:
         return status, _CREATE_RESPONSE.pack(*fields, 0, 0)
@@ -597,7 +546,7 @@ def _open_existing(req: Request, path: str, name: str, st: os.stat_result, acces
                 raise SmbError(refusal)
         if share_modes.is_delete_pending(server, key):
             raise SmbError(STATUS_DELETE_PENDING)
-        _share_check(req, key, access, share_access, disposition)  # (with the oplock steps)
+        create_oplocks.share_check(req, key, access, share_access, disposition)
         streams.check_base_delete(server, key, access)  # its streams must share delete
         if options & FILE_NO_EA_KNOWLEDGE and eas.has_need_ea(fd):
             raise SmbError(STATUS_ACCESS_DENIED)  # MS-FSA 2.1.5.1.2: FILE_NEED_EA

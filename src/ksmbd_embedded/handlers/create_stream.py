@@ -115,8 +115,8 @@ def open_stream(req: Request, name: str, stream: str, access: int, max_allowed: 
             key = streams.stream_key(base_key, stored)
             if share_modes.is_delete_pending(server, key):
                 raise SmbError(STATUS_DELETE_PENDING)
-            from .create import _share_check  # (with the oplock steps of MS-FSA 2.1.5.1.2)
-            _share_check(req, key, access, share_access, disposition)
+            from .create_oplocks import share_check  # (with MS-FSA 2.1.5.1.2's oplock steps)
+            share_check(req, key, access, share_access, disposition)
             if overwrite:
                 if not tree.writable:
                     raise SmbError(STATUS_ACCESS_DENIED)
